@@ -1,0 +1,151 @@
+"""`lstm-train`: one command line for both backends.
+
+Precedence: defaults < `--config FILE` < flags. Usage and input errors exit with status 2 and one line on
+stderr (no traceback); a training failure exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lstm_core import config as config_io
+from lstm_core.data import DataError
+from lstm_core.weights import WeightsError
+
+INPUT_ERRORS = (config_io.ConfigError, DataError, WeightsError)
+
+# (flag, section, field, type, help). Flag names follow torch's names where torch has one.
+FLAGS = [
+    ("--dataset", "data", "dataset", str, "sine (default), adding, digits or csv"),
+    ("--csv", "data", "csv", str, "CSV file for --dataset csv (header row, numeric columns)"),
+    (
+        "--features",
+        "data",
+        "features",
+        str,
+        "comma-separated feature columns of the CSV (default: the target)",
+    ),
+    ("--target", "data", "target", str, "target column of the CSV"),
+    (
+        "--window",
+        "data",
+        "window",
+        int,
+        "sequence length: the forecasting window, or T of the adding problem",
+    ),
+    ("--horizon", "data", "horizon", int, "forecast this many steps after the window's last step"),
+    ("--num-samples", "data", "num_samples", int, "sine: series length; adding: number of sequences"),
+    ("--noise", "data", "noise", float, "sine: standard deviation of the added noise"),
+    ("--splits", "data", "splits", str, "train,val,test fractions, e.g. 0.7,0.15,0.15"),
+    ("--hidden-size", "model", "hidden_size", int, "LSTM hidden size H"),
+    ("--num-layers", "model", "num_layers", int, "stacked LSTM layers"),
+    ("--dropout", "model", "dropout", float, "dropout between LSTM layers (needs --num-layers >= 2)"),
+    ("--head", "model", "head", str, "auto (from the dataset), regression or classification"),
+    ("--lr", "optimizer", "lr", float, "Adam learning rate"),
+    ("--betas", "optimizer", "betas", str, "Adam betas, e.g. 0.9,0.999"),
+    ("--eps", "optimizer", "eps", float, "Adam eps"),
+    ("--weight-decay", "optimizer", "weight_decay", float, "torch Adam's coupled L2 weight decay"),
+    (
+        "--clip-style",
+        "clipping",
+        "style",
+        str,
+        "torch (clip_grad_norm_, default) or optax (JAX backend only)",
+    ),
+    ("--plateau-factor", "plateau", "factor", float, "ReduceLROnPlateau factor"),
+    ("--plateau-patience", "plateau", "patience", int, "ReduceLROnPlateau patience (epochs)"),
+    ("--plateau-threshold", "plateau", "threshold", float, "ReduceLROnPlateau threshold (> 0)"),
+    ("--plateau-threshold-mode", "plateau", "threshold_mode", str, "rel or abs"),
+    ("--plateau-cooldown", "plateau", "cooldown", int, "ReduceLROnPlateau cooldown (epochs)"),
+    ("--min-lr", "plateau", "min_lr", float, "ReduceLROnPlateau min_lr"),
+    ("--batch-size", "training", "batch_size", int, "minibatch size (the last partial batch is dropped)"),
+    ("--epochs", "training", "epochs", int, "training epochs"),
+    ("--seed", "training", "seed", int, "seed of data, initial weights, batch order and dropout"),
+    ("--dtype", "training", "dtype", str, "float32 (default) or float64"),
+    ("--grad-flow-every", "training", "grad_flow_every", int, "record ‖dL/dh_t‖ every N steps (0: never)"),
+    ("--unroll", "training", "unroll", int, "lax.scan unroll of the JAX recurrence"),
+]
+CHOICES = {
+    "--dataset": config_io.DATASETS,
+    "--head": ("auto", "regression", "classification"),
+    "--clip-style": ("torch", "optax"),
+    "--plateau-threshold-mode": ("rel", "abs"),
+    "--dtype": ("float32", "float64"),
+}
+
+
+def build_parser(prog: str = "lstm-train", description: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description or "Train an LSTM with the PyTorch reference or the JAX/Flax trainer.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=None,
+    )
+    parser.add_argument("--backend", choices=("torch", "jax"), help="which trainer runs (default: torch)")
+    parser.add_argument("--config", help="TOML/YAML/JSON config file; flags override it")
+    parser.add_argument("--out", default="runs/latest", help="run directory for records and weights")
+    for flag, _, _, kind, text in FLAGS:
+        parser.add_argument(flag, type=kind, choices=CHOICES.get(flag), help=text)
+    parser.add_argument("--clip-norm", type=float, help="clip_grad_norm_ max norm; 0 turns clipping off")
+    parser.add_argument("--no-plateau", action="store_true", help="keep the learning rate fixed")
+    parser.add_argument("--no-scale", action="store_true", help="train on raw data (no StandardScaler)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> config_io.Config:
+    """Defaults, then --config, then every flag that was given."""
+    base = config_io.load_file(args.config) if args.config else config_io.Config()
+    overrides: dict[str, dict] = {}
+    for flag, section, field, _, _ in FLAGS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            overrides.setdefault(section, {})[field] = value
+    if args.clip_norm is not None:
+        overrides.setdefault("clipping", {}).update(enabled=args.clip_norm != 0, max_norm=args.clip_norm or 1.0)
+    if args.no_plateau:
+        overrides.setdefault("plateau", {})["enabled"] = False
+    if args.no_scale:
+        overrides.setdefault("data", {})["scale"] = False
+    if args.backend:
+        overrides["backend"] = args.backend
+    return config_io.from_dict(overrides, base)
+
+
+def format_summary(summary: dict) -> str:
+    lines = [
+        f"{summary['backend']} · {summary['dataset']} · {summary['dtype']} · {summary['steps']} steps, "
+        f"{summary['epochs_run']} epochs in {summary['wall_seconds']:.1f} s "
+        f"(compile {summary['compile_seconds']:.1f} s)",
+        f"  loss  train {summary['final_train_loss']:.5g}  val {summary['final_val_loss']:.5g}  "
+        f"test {summary['test_loss']:.5g}",
+    ]
+    if "test_accuracy" in summary:
+        lines.append(f"  test accuracy {summary['test_accuracy']:.2%}")
+    else:
+        lines.append(f"  test RMSE {summary['test_rmse']:.5g}  MAE {summary['test_mae']:.5g} (original units)")
+    if summary["stopped_nonfinite"]:
+        lines.append("  stopped: the loss became non-finite; the last finite weights were kept")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        from lstm_core.loop import train
+
+        summary = train(config, Path(args.out), progress=not args.quiet)
+    except INPUT_ERRORS as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    print(f"  records in {args.out}")
+    return 1 if summary["stopped_nonfinite"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Typed training configuration, shared by both backends.
+
+A `Config` is built from defaults, then a TOML/YAML/JSON file (`--config`), then command-line flags, and is
+validated once, here, so that neither backend ever sees an impossible value. Plateau fields carry torch's
+`ReduceLROnPlateau` names and defaults; the JAX backend maps them onto optax (see `lstm_jax/optim.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DATASETS = ("sine", "adding", "digits", "csv")
+CLASSIFICATION_DATASETS = ("digits",)
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field, the value and the fix."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden_size: int = 32
+    num_layers: int = 1
+    dropout: float = 0.0  # between LSTM layers, as nn.LSTM's `dropout`
+    head: str = "auto"  # auto | regression | classification; auto follows the dataset
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """torch.optim.Adam; weight decay is torch's coupled L2 (not AdamW)."""
+
+    lr: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ClippingConfig:
+    """Global-norm gradient clipping.
+
+    `style = "torch"` multiplies by min(1, max_norm / (norm + 1e-6)) as `clip_grad_norm_` does (the default,
+    so that both backends agree); `style = "optax"` is `optax.clip_by_global_norm` (JAX backend only).
+    """
+
+    enabled: bool = True
+    max_norm: float = 1.0
+    style: str = "torch"
+
+
+@dataclass(frozen=True)
+class PlateauConfig:
+    """torch.optim.lr_scheduler.ReduceLROnPlateau on the mean validation loss, stepped once per epoch."""
+
+    enabled: bool = True
+    factor: float = 0.1
+    patience: int = 10
+    threshold: float = 1e-4
+    threshold_mode: str = "rel"
+    cooldown: int = 0
+    min_lr: float = 0.0
+    eps: float = 1e-8
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 20
+    batch_size: int = 32
+    seed: int = 0
+    dtype: str = "float32"
+    grad_flow_every: int = 10  # record ‖dL/dh_t‖ every N optimizer steps (0: never)
+    unroll: int = 1  # lax.scan unroll of the JAX recurrence
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "sine"
+    csv: str | None = None
+    features: tuple[str, ...] = ()
+    target: str | None = None
+    window: int = 20  # forecasting window, or T of the adding problem
+    horizon: int = 1  # steps ahead of the window's last step that the target lies
+    num_samples: int = 2000  # sine: length of the series; adding: number of sequences
+    noise: float = 0.1  # sine: std of the additive noise
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test
+    scale: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    backend: str = "torch"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    clipping: ClippingConfig = field(default_factory=ClippingConfig)
+    plateau: PlateauConfig = field(default_factory=PlateauConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @property
+    def task(self) -> str:
+        """'classification' or 'regression', from the head or, when it is 'auto', the dataset."""
+        if self.model.head != "auto":
+            return self.model.head
+        return "classification" if self.data.dataset in CLASSIFICATION_DATASETS else "regression"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTION_CLASSES = {
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "clipping": ClippingConfig,
+    "plateau": PlateauConfig,
+    "training": TrainingConfig,
+    "data": DataConfig,
+}
+
+
+def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
+    """Coerce a value read from a file to the type of the field's default, or raise ConfigError."""
+    where = f"{section}.{name}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        if default and isinstance(default[0], float):
+            return tuple(_coerce(section, name, v, 0.0) for v in value)
+        return tuple(str(v) for v in value)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
+    """Build a Config from nested sections ({"model": {"hidden_size": 64}, ...}) over `base` (defaults)."""
+    config = base or Config()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    updates: dict[str, Any] = {}
+    for key, values in raw.items():
+        if key == "backend":
+            updates["backend"] = _coerce("", "backend", values, "")
+            continue
+        if key not in _SECTION_CLASSES:
+            known = ", ".join(["backend", *_SECTION_CLASSES])
+            raise ConfigError(f"unknown config section {key!r}; known sections: {known}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {key!r} must be a mapping, got {values!r}")
+        current = getattr(config, key)
+        known_fields = {f.name: getattr(current, f.name) for f in dataclasses.fields(current)}
+        changes = {}
+        for name, value in values.items():
+            if name not in known_fields:
+                raise ConfigError(f"unknown field {key}.{name}; known fields: {', '.join(known_fields)}")
+            default = known_fields[name]
+            if default is None:  # optional string fields (csv, target)
+                changes[name] = _coerce(key, name, value, "")
+            else:
+                changes[name] = _coerce(key, name, value, default)
+        updates[key] = dataclasses.replace(current, **changes)
+    return validate(dataclasses.replace(config, **updates))
+
+
+def load_file(path: str | Path, base: Config | None = None) -> Config:
+    """Load a TOML (.toml), YAML (.yaml/.yml) or JSON (.json) config; nothing in the file is executed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing .toml/.yaml/.json file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            raw = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            raise ConfigError(f"config file {str(path)!r} must end in .toml, .yaml, .yml or .json")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as error:
+        first_line = str(error).splitlines()[0]
+        raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {first_line}") from None
+    return from_dict(raw, base)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive_int(name: str, value: int) -> None:
+    _require(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}")
+
+
+def _finite(name: str, value: float) -> None:
+    _require(math.isfinite(value), f"{name} must be a finite number, got {value!r}")
+
+
+def validate(config: Config) -> Config:
+    """Check every field once; return the config unchanged or raise ConfigError naming the field and fix."""
+    _require(config.backend in ("torch", "jax"), f"backend must be 'torch' or 'jax', got {config.backend!r}")
+    m, o, c, p, t, d = (
+        config.model,
+        config.optimizer,
+        config.clipping,
+        config.plateau,
+        config.training,
+        config.data,
+    )
+    _positive_int("hidden_size", m.hidden_size)
+    _positive_int("num_layers", m.num_layers)
+    _finite("dropout", m.dropout)
+    _require(0.0 <= m.dropout < 1.0, f"dropout must be in [0, 1), got {m.dropout}")
+    _require(
+        m.dropout == 0 or m.num_layers > 1,
+        f"dropout {m.dropout} acts between LSTM layers and needs num_layers >= 2, got {m.num_layers}",
+    )
+    _require(
+        m.head in ("auto", "regression", "classification"),
+        f"head must be 'auto', 'regression' or 'classification', got {m.head!r}",
+    )
+    natural = "classification" if d.dataset in CLASSIFICATION_DATASETS else "regression"
+    _require(
+        m.head in ("auto", natural),
+        f"head {m.head!r} does not fit dataset {d.dataset!r}, which is a {natural} task; use head 'auto'",
+    )
+
+    for name in ("lr", "eps", "weight_decay"):
+        _finite(name, getattr(o, name))
+    _require(o.lr > 0, f"lr must be > 0, got {o.lr}")
+    _require(o.eps > 0, f"eps must be > 0, got {o.eps}")
+    _require(o.weight_decay >= 0, f"weight_decay must be >= 0, got {o.weight_decay}")
+    _require(
+        len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas),
+        f"betas must be two numbers in [0, 1), got {o.betas}",
+    )
+
+    _finite("clip max_norm", c.max_norm)
+    _require(
+        not c.enabled or c.max_norm > 0,
+        f"clip max_norm must be > 0 when clipping is on, got {c.max_norm} (use --clip-norm 0 to turn it off)",
+    )
+    _require(c.style in ("torch", "optax"), f"clipping style must be 'torch' or 'optax', got {c.style!r}")
+    _require(
+        c.style == "torch" or config.backend == "jax",
+        "clipping style 'optax' exists only on the JAX backend; use style 'torch' with --backend torch",
+    )
+
+    for name in ("factor", "threshold", "min_lr", "eps"):
+        _finite(f"plateau {name}", getattr(p, name))
+    _require(0.0 < p.factor < 1.0, f"plateau factor must be in (0, 1), got {p.factor}")
+    _require(
+        isinstance(p.patience, int) and p.patience >= 0,
+        f"plateau patience must be an integer >= 0, got {p.patience!r}",
+    )
+    # optax.contrib.reduce_on_plateau rejects a zero tolerance, so neither backend accepts it.
+    _require(p.threshold > 0, f"plateau threshold must be > 0, got {p.threshold} (optax rejects 0; use e.g. 1e-8)")
+    _require(
+        p.threshold_mode != "rel" or p.threshold <= 1.0,
+        f"plateau threshold must be <= 1 in 'rel' mode, got {p.threshold}",
+    )
+    _require(
+        p.threshold_mode in ("rel", "abs"),
+        f"plateau threshold_mode must be 'rel' or 'abs', got {p.threshold_mode!r}",
+    )
+    _require(
+        isinstance(p.cooldown, int) and p.cooldown >= 0,
+        f"plateau cooldown must be an integer >= 0, got {p.cooldown!r}",
+    )
+    _require(p.min_lr >= 0, f"min_lr must be >= 0, got {p.min_lr}")
+    _require(p.min_lr <= o.lr, f"min_lr ({p.min_lr}) must not exceed lr ({o.lr})")
+    _require(p.eps >= 0, f"plateau eps must be >= 0, got {p.eps}")
+
+    _positive_int("epochs", t.epochs)
+    _positive_int("batch_size", t.batch_size)
+    _require(isinstance(t.seed, int) and t.seed >= 0, f"seed must be an integer >= 0, got {t.seed!r}")
+    _require(t.dtype in ("float32", "float64"), f"dtype must be 'float32' or 'float64', got {t.dtype!r}")
+    _require(
+        isinstance(t.grad_flow_every, int) and t.grad_flow_every >= 0,
+        f"grad_flow_every must be an integer >= 0, got {t.grad_flow_every!r}",
+    )
+    _positive_int("unroll", t.unroll)
+
+    _require(d.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}, got {d.dataset!r}")
+    _positive_int("window", d.window)
+    _positive_int("horizon", d.horizon)
+    _positive_int("num_samples", d.num_samples)
+    _finite("noise", d.noise)
+    _require(d.noise >= 0, f"noise must be >= 0, got {d.noise}")
+    _require(
+        len(d.splits) == 3 and all(s > 0 for s in d.splits) and abs(sum(d.splits) - 1.0) < 1e-9,
+        f"splits must be three positive fractions (train, val, test) summing to 1, got {d.splits}",
+    )
+    if d.dataset == "csv":
+        _require(bool(d.csv), "dataset 'csv' needs a file: pass --csv PATH")
+        _require(bool(d.target), "dataset 'csv' needs a target column: pass --target COL")
+    return config

@@ -1,0 +1,124 @@
+"""The training loop both backends share: batch order, epochs, plateau steps, records, final evaluation.
+
+A backend provides `<backend>.train.Trainer(config, data, weights)` with `param_names`, `compile_seconds`,
+`lr`, `train_epoch(batches, first_step)`, `evaluate(split)`, `end_epoch(val_loss)` and `weights()`; it is
+imported only when asked for, so this package never imports torch or jax itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lstm_core import data as datasets
+from lstm_core import weights as weights_io
+from lstm_core.config import Config
+from lstm_core.records import RecordsWriter
+
+
+def backend_module(backend: str):
+    return importlib.import_module(f"lstm_{backend}.train")
+
+
+def test_metrics(prepared: datasets.Prepared, outputs: np.ndarray) -> dict[str, float]:
+    """Accuracy for classification; RMSE and MAE in the data's original units for regression."""
+    y = prepared.test.y
+    if prepared.task == "classification":
+        return {"test_accuracy": float(np.mean(np.argmax(outputs, axis=-1) == y))}
+    errors = prepared.inverse_targets(outputs) - prepared.inverse_targets(y)  # (N, 1), original units
+    return {"test_rmse": float(np.sqrt(np.mean(errors**2))), "test_mae": float(np.mean(np.abs(errors)))}
+
+
+def scaler_record(prepared: datasets.Prepared) -> dict:
+    """The fitted StandardScalers' mean and scale (None when scaling is off), to undo or re-apply them."""
+
+    def describe(scaler):
+        return None if scaler is None else {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
+
+    return {"features": describe(prepared.feature_scaler), "targets": describe(prepared.target_scaler)}
+
+
+def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
+    """Train one run into `out_dir` and return its summary (also written to summary.json)."""
+    started = time.perf_counter()
+    prepared = datasets.load(config)
+    generators = datasets.seeded_generators(config.training.seed)
+    m = config.model
+    initial = weights_io.initial_weights(
+        prepared.input_size, m.hidden_size, m.num_layers, prepared.num_outputs, generators["init"]
+    )
+    backend = backend_module(config.backend)
+    trainer = backend.Trainer(config, prepared, initial)
+
+    writer = RecordsWriter(out_dir, trainer.param_names)
+    writer.write_json("config.json", config.to_dict())
+    writer.write_json("data_stats.json", {"scaled": config.data.scale, "task": prepared.task, **prepared.raw_stats})
+    writer.write_json("scaler.json", scaler_record(prepared))
+
+    step = 1
+    last_finite_weights = trainer.weights()
+    stopped_nonfinite = False
+    train_loss = val_loss = math.nan
+    epochs = tqdm(
+        range(1, config.training.epochs + 1),
+        desc=f"{config.backend} training",
+        unit="epoch",
+        disable=not progress,
+        leave=False,
+    )
+    for epoch in epochs:
+        epoch_started = time.perf_counter()
+        batches = datasets.epoch_batches(len(prepared.train), config.training.batch_size, generators["batches"])
+        lr = trainer.lr
+        stats = trainer.train_epoch(batches, step)
+        val_loss, _ = trainer.evaluate(prepared.val)
+        train_loss = float(np.mean(stats["loss"]))
+        stopped_nonfinite = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+        if not stopped_nonfinite:
+            trainer.end_epoch(val_loss)
+        num_steps = len(batches)
+        steps = {"step": np.arange(step, step + num_steps), "epoch": np.full(num_steps, epoch), **stats}
+        steps.update({f"grad_norm:{name}": stats["grad_norms"][:, i] for i, name in enumerate(trainer.param_names)})
+        writer.write_steps(steps)
+        writer.write_grad_flow(stats["grad_flow_steps"], stats["grad_flow"])
+        writer.write_epoch(
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            lr=lr,
+            seconds=time.perf_counter() - epoch_started,
+        )
+        step += num_steps
+        epochs.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}", lr=f"{lr:.2g}")
+        if stopped_nonfinite:
+            break
+        last_finite_weights = trainer.weights()
+
+    final = trainer.weights() if not stopped_nonfinite else last_finite_weights
+    weights_io.save(final, Path(out_dir) / weights_io.WEIGHTS_FILE)
+    test_loss, outputs = trainer.evaluate(prepared.test)
+    summary = {
+        "backend": config.backend,
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, **backend.versions()},
+        "dtype": config.training.dtype,
+        "dataset": config.data.dataset,
+        "task": prepared.task,
+        "steps": step - 1,
+        "epochs_run": epoch,
+        "stopped_nonfinite": stopped_nonfinite,
+        "final_train_loss": train_loss,
+        "final_val_loss": val_loss,
+        "test_loss": test_loss,
+        **test_metrics(prepared, outputs),
+        "num_classes": prepared.num_outputs if prepared.task == "classification" else None,
+        "compile_seconds": trainer.compile_seconds,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    writer.write_json("summary.json", summary)
+    return summary

@@ -1,0 +1,90 @@
+"""One records writer for both backends: the trainers hand it numbers, it owns every file format.
+
+Files in the run directory:
+    steps.csv      step, epoch, loss, grad_norm (global, before clipping), clip_factor, lr,
+                   grad_norm:<param> (per tensor, before clipping)          one row per optimizer step
+    epochs.csv     epoch, train_loss, val_loss, lr, seconds                  one row per epoch
+    grad_flow.csv  step, layer, t0 ... t{T-1}: ‖dL/dh_t‖ over batch and hidden, every N steps
+    data_stats.json, config.json, summary.json, scaler.json, weights.safetensors
+Rows are appended and flushed every epoch, so an interrupted run keeps what it wrote.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+STEP_FIELDS = ("step", "epoch", "loss", "grad_norm", "clip_factor", "lr")
+EPOCH_FIELDS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+
+
+def _plain(value):
+    """numpy scalars and arrays -> JSON-ready Python values (NaN and inf as strings JSON can carry)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_json(path: str | Path, obj) -> None:
+    Path(path).write_text(json.dumps(_plain(obj), indent=2) + "\n")
+
+
+class RecordsWriter:
+    """Appends step, epoch and gradient-flow rows to CSV files in `out_dir` (created if missing)."""
+
+    def __init__(self, out_dir: str | Path, param_names: Sequence[str]):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.step_fields = (*STEP_FIELDS, *(f"grad_norm:{name}" for name in param_names))
+        self._start(self.out_dir / "steps.csv", self.step_fields)
+        self._start(self.out_dir / "epochs.csv", EPOCH_FIELDS)
+        self._grad_flow_path = self.out_dir / "grad_flow.csv"
+        self._grad_flow_path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _start(path: Path, fields: Sequence[str]) -> None:
+        with path.open("w", newline="") as handle:
+            csv.writer(handle).writerow(fields)
+
+    @staticmethod
+    def _append(path: Path, rows: list[list]) -> None:
+        with path.open("a", newline="") as handle:
+            csv.writer(handle).writerows(
+                [[repr(float(v)) if isinstance(v, float | np.floating) else v for v in row] for row in rows]
+            )
+
+    def write_steps(self, steps: Mapping[str, np.ndarray]) -> None:
+        """steps: one array (num_steps,) per field in `step_fields`, e.g. one epoch's worth."""
+        columns = [np.asarray(steps[name]).tolist() for name in self.step_fields]
+        self._append(self.out_dir / "steps.csv", [list(row) for row in zip(*columns, strict=True)])
+
+    def write_epoch(self, **values) -> None:
+        self._append(self.out_dir / "epochs.csv", [[values[name] for name in EPOCH_FIELDS]])
+
+    def write_grad_flow(self, steps: np.ndarray, norms: np.ndarray) -> None:
+        """steps (S,), norms (S, L, T): ‖dL/dh_t‖ of every layer at every time step, for S probed steps."""
+        norms = np.asarray(norms)
+        if norms.size == 0:
+            return
+        if not self._grad_flow_path.exists():
+            self._start(self._grad_flow_path, ["step", "layer", *(f"t{t}" for t in range(norms.shape[-1]))])
+        rows = [
+            [int(step), layer, *map(float, norms[i, layer])]
+            for i, step in enumerate(steps)
+            for layer in range(norms.shape[1])
+        ]
+        self._append(self._grad_flow_path, rows)
+
+    def write_json(self, name: str, obj) -> None:
+        write_json(self.out_dir / name, obj)

@@ -1,0 +1,123 @@
+"""An LSTM stack and linear head in Flax, with parameters laid out exactly as torch's nn.LSTM / nn.Linear.
+
+Parameters (H hidden, In_k input of layer k, O outputs), gates ordered i, f, g, o as in torch:
+    params["lstm"]["weight_ih_l{k}"] (4H, In_k)   params["lstm"]["weight_hh_l{k}"] (4H, H)
+    params["lstm"]["bias_ih_l{k}"]   (4H,)        params["lstm"]["bias_hh_l{k}"]   (4H,)
+    params["head"]["weight"]         (O, H)       params["head"]["bias"]           (O,)
+The two bias vectors stay separate (their sum is what the cell sees, but Adam moves each on its own).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+
+def torch_uniform(bound: float):
+    """nn.LSTM / nn.Linear initialisation: U(-bound, bound). Training starts from `lstm_core.weights` instead."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def lstm_layer(xs: jax.Array, w_ih, w_hh, b_ih, b_hh, h_perturb: jax.Array, unroll: int = 1) -> jax.Array:
+    """One LSTM layer over time from a zero state.
+
+    xs (T, B, In) time-major; h_perturb (T, B, H) is added to every h_t (zeros: its gradient is dL/dh_t).
+    Returns hs (T, B, H).
+    """
+    batch, hidden = xs.shape[1], w_hh.shape[1]
+    gates_x = xs @ w_ih.T + (b_ih + b_hh)  # (T, B, 4H): the input projection, one matmul for all steps
+
+    def step(carry, inputs):
+        h, c = carry  # (B, H) each
+        gate_x, perturb = inputs  # (B, 4H), (B, H)
+        gates = gate_x + h @ w_hh.T  # (B, 4H)
+        i, f, g, o = jnp.split(gates, 4, axis=-1)  # torch's gate order
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c) + perturb
+        return (h, c), h
+
+    zeros = jnp.zeros((batch, hidden), xs.dtype)
+    _, hs = jax.lax.scan(step, (zeros, zeros), (gates_x, h_perturb), unroll=unroll)
+    return hs
+
+
+class LSTMStack(nn.Module):
+    hidden_size: int
+    num_layers: int
+    dropout: float = 0.0
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array, h_perturb: jax.Array, *, train: bool) -> jax.Array:
+        """x (B, T, In), h_perturb (L, T, B, H) -> the top layer's hs (T, B, H)."""
+        hidden, init = self.hidden_size, torch_uniform(1.0 / np.sqrt(self.hidden_size))
+        hs = jnp.swapaxes(x, 0, 1)  # (T, B, In)
+        for k in range(self.num_layers):
+            if k > 0:  # nn.LSTM's dropout: on every layer's output but the last
+                hs = nn.Dropout(self.dropout, deterministic=not train)(hs)
+            layer_input = hs.shape[-1]
+            w_ih = self.param(f"weight_ih_l{k}", init, (4 * hidden, layer_input), x.dtype)
+            w_hh = self.param(f"weight_hh_l{k}", init, (4 * hidden, hidden), x.dtype)
+            b_ih = self.param(f"bias_ih_l{k}", init, (4 * hidden,), x.dtype)
+            b_hh = self.param(f"bias_hh_l{k}", init, (4 * hidden,), x.dtype)
+            hs = lstm_layer(hs, w_ih, w_hh, b_ih, b_hh, h_perturb[k], self.unroll)  # (T, B, H)
+        return hs
+
+
+class TorchLinear(nn.Module):
+    """nn.Linear: weight (O, In) as torch stores it, y = x @ W.T + b."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        init = torch_uniform(1.0 / np.sqrt(x.shape[-1]))
+        weight = self.param("weight", init, (self.features, x.shape[-1]), x.dtype)
+        bias = self.param("bias", init, (self.features,), x.dtype)
+        return x @ weight.T + bias
+
+
+class LSTMModel(nn.Module):
+    """x (B, T, In) -> outputs (B, O) from the top layer's last h_t."""
+
+    hidden_size: int
+    num_layers: int
+    num_outputs: int
+    dropout: float = 0.0
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array, h_perturb: jax.Array | None = None, *, train: bool = False) -> jax.Array:
+        if h_perturb is None:
+            h_perturb = zero_perturbation(self.num_layers, x.shape[1], x.shape[0], self.hidden_size, x.dtype)
+        hs = LSTMStack(self.hidden_size, self.num_layers, self.dropout, self.unroll, name="lstm")(
+            x, h_perturb, train=train
+        )  # (T, B, H)
+        return TorchLinear(self.num_outputs, name="head")(hs[-1])  # (B, O)
+
+
+def zero_perturbation(num_layers: int, seq_len: int, batch: int, hidden: int, dtype) -> jax.Array:
+    """(L, T, B, H) zeros: differentiate the loss w.r.t. this to read ‖dL/dh_t‖ of every layer."""
+    return jnp.zeros((num_layers, seq_len, batch, hidden), dtype)
+
+
+def from_torch_names(weights: dict[str, np.ndarray], dtype) -> dict:
+    """{"lstm.weight_ih_l0": array, ...} (torch state_dict names) -> Flax params {"lstm": {...}, "head": {...}}."""
+    params: dict[str, dict] = {}
+    for name, value in weights.items():
+        module, leaf = name.split(".", 1)
+        params.setdefault(module, {})[leaf] = jnp.asarray(value, dtype)
+    return params
+
+
+def to_torch_names(params: dict) -> dict[str, np.ndarray]:
+    """Flax params -> numpy arrays under torch state_dict names (the inverse of `from_torch_names`)."""
+    return {
+        f"{module}.{leaf}": np.asarray(value) for module, leaves in params.items() for leaf, value in leaves.items()
+    }

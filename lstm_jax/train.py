@@ -1,0 +1,174 @@
+"""Pure training functions (step, epoch, predict) and the thin driver the shared loop calls.
+
+One jit boundary per epoch: `train_epoch` scans `train_step` over all batches with the data resident on the
+device, and returns every step's statistics stacked, fetched once per epoch (no host sync per step).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from importlib import metadata
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lstm_core.config import Config
+from lstm_core.data import Prepared, Split
+from lstm_jax import optim
+from lstm_jax.model import LSTMModel, from_torch_names, to_torch_names, zero_perturbation
+
+
+def versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in ("jax", "jaxlib", "flax", "optax")}
+
+
+class TrainState(NamedTuple):
+    params: dict
+    opt_state: tuple
+    key: jax.Array  # dropout
+
+
+def loss_fn(params, x, y, h_perturb, key, *, model: LSTMModel, task: str) -> jax.Array:
+    """Mean MSE (regression, y (B, 1)) or cross-entropy (classification, y (B,) int labels)."""
+    outputs = model.apply({"params": params}, x, h_perturb, train=True, rngs={"dropout": key})  # (B, O)
+    if task == "classification":
+        return optax.softmax_cross_entropy_with_integer_labels(outputs, y).mean()
+    return jnp.mean((outputs - y) ** 2)
+
+
+def param_norms(tree: dict, names: tuple[str, ...]) -> jax.Array:
+    """Per-tensor L2 norms (P,) in the order of `names` (torch names; pytrees sort dict keys, so the order
+    must be given)."""
+    return jnp.stack(
+        [jnp.linalg.norm(tree[module][leaf].ravel()) for module, leaf in (name.split(".", 1) for name in names)]
+    )
+
+
+def train_step(
+    state: TrainState,
+    batch,
+    *,
+    model: LSTMModel,
+    tx: optax.GradientTransformation,
+    config: Config,
+    task: str,
+    param_names: tuple[str, ...],
+):
+    """One optimizer step on batch (x (B, T, In), y). Returns the new state and this step's statistics."""
+    x, y = batch
+    key, dropout_key = jax.random.split(state.key)
+    h_perturb = zero_perturbation(model.num_layers, x.shape[1], x.shape[0], model.hidden_size, x.dtype)
+    loss, (grads, dh) = jax.value_and_grad(partial(loss_fn, model=model, task=task), argnums=(0, 3))(
+        state.params, x, y, h_perturb, dropout_key
+    )
+    grad_norm = optax.global_norm(grads)
+    stats = {
+        "loss": loss,
+        "grad_norm": grad_norm,
+        "clip_factor": optim.clip_factor(grad_norm, config.clipping),
+        "lr": optim.learning_rate(state.opt_state),
+        "grad_norms": param_norms(grads, param_names),
+        "grad_flow": jnp.sqrt(jnp.sum(dh**2, axis=(2, 3))),  # (L, T): ‖dL/dh_t‖ over batch and hidden
+    }
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(params, opt_state, key), stats
+
+
+def train_epoch(state: TrainState, x_train, y_train, batches, **static):
+    """All steps of one epoch: batches (num_batches, B) index into x_train (N, T, In) and y_train."""
+
+    def body(state, index):
+        return train_step(state, (x_train[index], y_train[index]), **static)
+
+    return jax.lax.scan(body, state, batches)
+
+
+def predict(params, x, *, model: LSTMModel) -> jax.Array:
+    return model.apply({"params": params}, x, train=False)  # (N, O)
+
+
+class Trainer:
+    """Holds the device state between jitted epochs; the same methods as `lstm_torch.train.Trainer`."""
+
+    def __init__(self, config: Config, data: Prepared, weights: dict[str, np.ndarray]):
+        if config.training.dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+        self.config = config
+        self.dtype = jnp.dtype(config.training.dtype)
+        self.task = data.task
+        self.param_names = tuple(weights)
+        m = config.model
+        self.model = LSTMModel(m.hidden_size, m.num_layers, data.num_outputs, m.dropout, config.training.unroll)
+        self.tx = optim.build_optimizer(config)
+        params = from_torch_names(weights, self.dtype)
+        self.state = TrainState(params, self.tx.init(params), jax.random.key(config.training.seed))
+        self.plateau = optim.build_plateau(config.plateau, config.optimizer.lr) if config.plateau.enabled else None
+        self.plateau_state = optim.plateau_init(self.plateau, self.dtype) if self.plateau else None
+        self.x_train, self.y_train = self._arrays(data.train)
+        num_batches = len(data.train) // config.training.batch_size
+        batches = jax.ShapeDtypeStruct((num_batches, config.training.batch_size), jnp.int32)
+
+        started = time.perf_counter()
+        static = {
+            "model": self.model,
+            "tx": self.tx,
+            "config": config,
+            "task": self.task,
+            "param_names": self.param_names,
+        }
+        self._train_epoch = (
+            jax.jit(partial(train_epoch, **static), donate_argnums=0)
+            .lower(self.state, self.x_train, self.y_train, batches)
+            .compile()
+        )
+        self._predict = jax.jit(partial(predict, model=self.model))
+        for split in (data.val, data.test):  # compile evaluation now, so compile time is counted once
+            self._predict.lower(self.state.params, self._arrays(split)[0]).compile()
+        self.compile_seconds = time.perf_counter() - started
+
+    def _arrays(self, split: Split) -> tuple[jax.Array, jax.Array]:
+        y = split.y if split.y.dtype.kind == "i" else split.y.astype(self.dtype)
+        return jnp.asarray(split.x, self.dtype), jnp.asarray(y)
+
+    @property
+    def lr(self) -> float:
+        return float(optim.learning_rate(self.state.opt_state))
+
+    def train_epoch(self, batches: np.ndarray, first_step: int) -> dict[str, np.ndarray]:
+        """One jitted call for the whole epoch; statistics come back in one transfer (see lstm_torch's twin)."""
+        self.state, stats = self._train_epoch(self.state, self.x_train, self.y_train, jnp.asarray(batches, jnp.int32))
+        stats = jax.device_get(stats)
+        every = self.config.training.grad_flow_every
+        steps = first_step + np.arange(len(batches))
+        probed = (steps % every == 0) if every else np.zeros(len(batches), bool)
+        stats["grad_flow"] = stats["grad_flow"][probed]
+        stats["grad_flow_steps"] = steps[probed]
+        return stats
+
+    def predict(self, split: Split) -> np.ndarray:
+        return np.asarray(self._predict(self.state.params, self._arrays(split)[0]))
+
+    def evaluate(self, split: Split) -> tuple[float, np.ndarray]:
+        """Mean loss over the split and the outputs (N, O)."""
+        outputs = self.predict(split)
+        if self.task == "classification":
+            loss = optax.softmax_cross_entropy_with_integer_labels(outputs, split.y).mean()
+        else:
+            loss = np.mean((outputs - split.y.astype(outputs.dtype)) ** 2)
+        return float(loss), outputs
+
+    def end_epoch(self, val_loss: float) -> None:
+        """Step reduce_on_plateau once on the validation loss and hand its lr to Adam for the next epoch."""
+        if self.plateau is None:
+            return
+        self.plateau_state, lr = optim.plateau_step(self.plateau, self.plateau_state, val_loss)
+        self.state = self.state._replace(opt_state=optim.with_learning_rate(self.state.opt_state, lr))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        weights = to_torch_names(jax.device_get(self.state.params))
+        return {name: weights[name] for name in self.param_names}
