@@ -66,6 +66,15 @@ FLAGS = [
     ("--dtype", "training", "dtype", str, "float32 (default) or float64"),
     ("--grad-flow-every", "training", "grad_flow_every", int, "record ‖dL/dh_t‖ every N steps (0: never)"),
     ("--unroll", "training", "unroll", int, "lax.scan unroll of the JAX recurrence"),
+    ("--device", "training", "device", str, "cpu (default) or gpu (the first CUDA GPU)"),
+    (
+        "--init-from",
+        "training",
+        "init_from",
+        str,
+        "run directory (either backend's) whose weights and fitted scaler this run starts from; "
+        "with --epochs 0 it only evaluates them",
+    ),
 ]
 CHOICES = {
     "--dataset": config_io.DATASETS,
@@ -73,6 +82,7 @@ CHOICES = {
     "--clip-style": ("torch", "optax"),
     "--plateau-threshold-mode": ("rel", "abs"),
     "--dtype": ("float32", "float64"),
+    "--device": ("cpu", "gpu"),
 }
 
 
@@ -83,7 +93,9 @@ def build_parser(prog: str = "lstm-train", description: str | None = None) -> ar
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=None,
     )
-    parser.add_argument("--backend", choices=("torch", "jax"), help="which trainer runs (default: torch)")
+    parser.add_argument(
+        "--backend", choices=("torch", "jax"), help="which trainer runs: jax (default) or the torch reference"
+    )
     parser.add_argument("--config", help="TOML/YAML/JSON config file; flags override it")
     parser.add_argument("--out", default="runs/latest", help="run directory for records and weights")
     for flag, _, _, kind, text in FLAGS:

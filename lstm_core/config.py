@@ -78,6 +78,8 @@ class TrainingConfig:
     dtype: str = "float32"
     grad_flow_every: int = 10  # record ‖dL/dh_t‖ every N optimizer steps (0: never)
     unroll: int = 1  # lax.scan unroll of the JAX recurrence
+    device: str = "cpu"  # cpu | gpu (the first CUDA GPU)
+    init_from: str | None = None  # a run directory: start from its weights and its fitted scaler
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class Config:
-    backend: str = "torch"
+    backend: str = "jax"  # the product; "torch" is the reference it mirrors
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     clipping: ClippingConfig = field(default_factory=ClippingConfig)
@@ -292,7 +294,13 @@ def validate(config: Config) -> Config:
     _require(p.min_lr <= o.lr, f"min_lr ({p.min_lr}) must not exceed lr ({o.lr})")
     _require(p.eps >= 0, f"plateau eps must be >= 0, got {p.eps}")
 
-    _positive_int("epochs", t.epochs)
+    if t.init_from:
+        _require(
+            isinstance(t.epochs, int) and t.epochs >= 0,
+            f"epochs must be an integer >= 0 with init_from (0 evaluates the run's weights), got {t.epochs!r}",
+        )
+    else:
+        _positive_int("epochs", t.epochs)
     _positive_int("batch_size", t.batch_size)
     _require(isinstance(t.seed, int) and t.seed >= 0, f"seed must be an integer >= 0, got {t.seed!r}")
     _require(t.dtype in ("float32", "float64"), f"dtype must be 'float32' or 'float64', got {t.dtype!r}")
@@ -301,6 +309,7 @@ def validate(config: Config) -> Config:
         f"grad_flow_every must be an integer >= 0, got {t.grad_flow_every!r}",
     )
     _positive_int("unroll", t.unroll)
+    _require(t.device in ("cpu", "gpu"), f"device must be 'cpu' or 'gpu', got {t.device!r}")
 
     _require(d.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}, got {d.dataset!r}")
     _positive_int("window", d.window)

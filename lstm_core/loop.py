@@ -1,8 +1,9 @@
 """The training loop both backends share: batch order, epochs, plateau steps, records, final evaluation.
 
 A backend provides `<backend>.train.Trainer(config, data, weights)` with `param_names`, `compile_seconds`,
-`lr`, `train_epoch(batches, first_step)`, `evaluate(split)`, `end_epoch(val_loss)` and `weights()`; it is
-imported only when asked for, so this package never imports torch or jax itself.
+`lr`, `train_epoch(batches, first_step)`, `evaluate(split)`, `end_epoch(val_loss)` and `weights()` (and, for
+the parity suite, `step_details(batch, weights=None)`); it is imported only when asked for, so this package
+never imports torch or jax itself.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from lstm_core import convert
 from lstm_core import data as datasets
 from lstm_core import weights as weights_io
 from lstm_core.config import Config
+from lstm_core.convert import scaler_record
 from lstm_core.records import RecordsWriter
 
 
@@ -35,24 +38,35 @@ def test_metrics(prepared: datasets.Prepared, outputs: np.ndarray) -> dict[str, 
     return {"test_rmse": float(np.sqrt(np.mean(errors**2))), "test_mae": float(np.mean(np.abs(errors)))}
 
 
-def scaler_record(prepared: datasets.Prepared) -> dict:
-    """The fitted StandardScalers' mean and scale (None when scaling is off), to undo or re-apply them."""
+def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], dict[str, np.random.Generator]]:
+    """The data, the starting weights (torch names) and the seeded generators of a run.
 
-    def describe(scaler):
-        return None if scaler is None else {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
+    The weights are drawn from the seed, or, with `training.init_from`, read from that run directory, whose
+    fitted scaler then replaces the one fitted here (so the weights see inputs scaled as they were trained).
+    """
+    prepared = datasets.load(config)
+    generators = datasets.seeded_generators(config.training.seed)
+    m = config.model
+    shapes = (prepared.input_size, m.hidden_size, m.num_layers, prepared.num_outputs)
+    if not config.training.init_from:
+        return prepared, weights_io.initial_weights(*shapes, generators["init"]), generators
+    start = convert.load_run(config.training.init_from)
+    weights_io.check_weights(start.weights, weights_io.parameter_shapes(*shapes), f"--init-from {start.source}")
+    return convert.rescale(prepared, start.scaler), start.weights, generators
 
-    return {"features": describe(prepared.feature_scaler), "targets": describe(prepared.target_scaler)}
+
+def step_records(stats: dict, first_step: int, epoch: int, param_names) -> dict[str, np.ndarray]:
+    """A trainer's per-step statistics as the columns of steps.csv (see `lstm_core.records`)."""
+    num_steps = len(stats["loss"])
+    steps = {"step": np.arange(first_step, first_step + num_steps), "epoch": np.full(num_steps, epoch), **stats}
+    steps.update({f"grad_norm:{name}": stats["grad_norms"][:, i] for i, name in enumerate(param_names)})
+    return steps
 
 
 def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
     """Train one run into `out_dir` and return its summary (also written to summary.json)."""
     started = time.perf_counter()
-    prepared = datasets.load(config)
-    generators = datasets.seeded_generators(config.training.seed)
-    m = config.model
-    initial = weights_io.initial_weights(
-        prepared.input_size, m.hidden_size, m.num_layers, prepared.num_outputs, generators["init"]
-    )
+    prepared, initial, generators = prepare(config)
     backend = backend_module(config.backend)
     trainer = backend.Trainer(config, prepared, initial)
 
@@ -62,6 +76,7 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
     writer.write_json("scaler.json", scaler_record(prepared))
 
     step = 1
+    epoch = 0
     last_finite_weights = trainer.weights()
     stopped_nonfinite = False
     train_loss = val_loss = math.nan
@@ -83,9 +98,7 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
         if not stopped_nonfinite:
             trainer.end_epoch(val_loss)
         num_steps = len(batches)
-        steps = {"step": np.arange(step, step + num_steps), "epoch": np.full(num_steps, epoch), **stats}
-        steps.update({f"grad_norm:{name}": stats["grad_norms"][:, i] for i, name in enumerate(trainer.param_names)})
-        writer.write_steps(steps)
+        writer.write_steps(step_records(stats, step, epoch, trainer.param_names))
         writer.write_grad_flow(stats["grad_flow_steps"], stats["grad_flow"])
         writer.write_epoch(
             epoch=epoch,
@@ -100,6 +113,8 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
             break
         last_finite_weights = trainer.weights()
 
+    if epoch == 0:  # --epochs 0 with --init-from: evaluate the run's weights as they are
+        val_loss, _ = trainer.evaluate(prepared.val)
     final = trainer.weights() if not stopped_nonfinite else last_finite_weights
     weights_io.save(final, Path(out_dir) / weights_io.WEIGHTS_FILE)
     test_loss, outputs = trainer.evaluate(prepared.test)

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from lstm_core import convert
+
 
 def torch_uniform(bound: float):
     """nn.LSTM / nn.Linear initialisation: U(-bound, bound). Training starts from `lstm_core.weights` instead."""
@@ -108,16 +110,11 @@ def zero_perturbation(num_layers: int, seq_len: int, batch: int, hidden: int, dt
 
 
 def from_torch_names(weights: dict[str, np.ndarray], dtype) -> dict:
-    """{"lstm.weight_ih_l0": array, ...} (torch state_dict names) -> Flax params {"lstm": {...}, "head": {...}}."""
-    params: dict[str, dict] = {}
-    for name, value in weights.items():
-        module, leaf = name.split(".", 1)
-        params.setdefault(module, {})[leaf] = jnp.asarray(value, dtype)
-    return params
+    """{"lstm.weight_ih_l0": array, ...} (torch state_dict names) -> Flax params {"lstm": {...}, "head": {...}}
+    as `dtype` arrays; `lstm_core.convert` checks every name and shape."""
+    return jax.tree.map(lambda value: jnp.asarray(value, dtype), convert.torch_to_flax(weights))
 
 
 def to_torch_names(params: dict) -> dict[str, np.ndarray]:
     """Flax params -> numpy arrays under torch state_dict names (the inverse of `from_torch_names`)."""
-    return {
-        f"{module}.{leaf}": np.asarray(value) for module, leaves in params.items() for leaf, value in leaves.items()
-    }
+    return {name: np.asarray(value) for name, value in convert.flax_to_torch(params).items()}

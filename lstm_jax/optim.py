@@ -56,7 +56,7 @@ def clip_by_global_norm_torch(max_norm: float) -> optax.GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
-        factor = torch_clip_factor(optax.global_norm(updates), max_norm)
+        factor = torch_clip_factor(optax.tree.norm(updates), max_norm)
         return jax.tree.map(lambda g: (g * factor).astype(g.dtype), updates), state
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lstm_core.config import Config
+from lstm_core.config import Config, ConfigError
 from lstm_core.data import Prepared, Split
 from lstm_jax import optim
 from lstm_jax.model import LSTMModel, from_torch_names, to_torch_names, zero_perturbation
@@ -32,12 +32,24 @@ class TrainState(NamedTuple):
     key: jax.Array  # dropout
 
 
-def loss_fn(params, x, y, h_perturb, key, *, model: LSTMModel, task: str) -> jax.Array:
-    """Mean MSE (regression, y (B, 1)) or cross-entropy (classification, y (B,) int labels)."""
-    outputs = model.apply({"params": params}, x, h_perturb, train=True, rngs={"dropout": key})  # (B, O)
+def device(name: str) -> jax.Device:
+    """The jax device that `training.device` names: the first CPU or the first GPU."""
+    try:
+        return jax.devices(name)[0]
+    except RuntimeError:
+        raise ConfigError(f"device {name!r} is not visible to jax (it has {jax.devices()}); use --device cpu") from None
+
+
+def task_loss(outputs: jax.Array, y: jax.Array, task: str) -> jax.Array:
+    """Mean MSE (regression, y (B, 1)) or cross-entropy (classification, y (B,) int labels) of outputs (B, O)."""
     if task == "classification":
         return optax.softmax_cross_entropy_with_integer_labels(outputs, y).mean()
     return jnp.mean((outputs - y) ** 2)
+
+
+def loss_fn(params, x, y, h_perturb, key, *, model: LSTMModel, task: str) -> jax.Array:
+    outputs = model.apply({"params": params}, x, h_perturb, train=True, rngs={"dropout": key})  # (B, O)
+    return task_loss(outputs, y, task)
 
 
 def param_norms(tree: dict, names: tuple[str, ...]) -> jax.Array:
@@ -65,7 +77,7 @@ def train_step(
     loss, (grads, dh) = jax.value_and_grad(partial(loss_fn, model=model, task=task), argnums=(0, 3))(
         state.params, x, y, h_perturb, dropout_key
     )
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     stats = {
         "loss": loss,
         "grad_norm": grad_norm,
@@ -92,6 +104,17 @@ def predict(params, x, *, model: LSTMModel) -> jax.Array:
     return model.apply({"params": params}, x, train=False)  # (N, O)
 
 
+def step_details(params, x_train, y_train, index, key, *, model: LSTMModel, task: str) -> dict:
+    """Outputs (B, O), loss and gradients (a params tree) on the samples `index` (B,), with no update."""
+
+    def loss_and_outputs(params):
+        outputs = model.apply({"params": params}, x_train[index], train=True, rngs={"dropout": key})  # (B, O)
+        return task_loss(outputs, y_train[index], task), outputs
+
+    (loss, outputs), grads = jax.value_and_grad(loss_and_outputs, has_aux=True)(params)
+    return {"loss": loss, "outputs": outputs, "grads": grads}
+
+
 class Trainer:
     """Holds the device state between jitted epochs; the same methods as `lstm_torch.train.Trainer`."""
 
@@ -99,6 +122,7 @@ class Trainer:
         if config.training.dtype == "float64":
             jax.config.update("jax_enable_x64", True)
         self.config = config
+        self.device = device(config.training.device)
         self.dtype = jnp.dtype(config.training.dtype)
         self.task = data.task
         self.param_names = tuple(weights)
@@ -106,14 +130,13 @@ class Trainer:
         self.model = LSTMModel(m.hidden_size, m.num_layers, data.num_outputs, m.dropout, config.training.unroll)
         self.tx = optim.build_optimizer(config)
         params = from_torch_names(weights, self.dtype)
-        self.state = TrainState(params, self.tx.init(params), jax.random.key(config.training.seed))
+        state = TrainState(params, self.tx.init(params), jax.random.key(config.training.seed))
+        self.state = jax.device_put(state, self.device)
         self.plateau = optim.build_plateau(config.plateau, config.optimizer.lr) if config.plateau.enabled else None
         self.plateau_state = optim.plateau_init(self.plateau, self.dtype) if self.plateau else None
         self.x_train, self.y_train = self._arrays(data.train)
-        num_batches = len(data.train) // config.training.batch_size
-        batches = jax.ShapeDtypeStruct((num_batches, config.training.batch_size), jnp.int32)
 
-        started = time.perf_counter()
+        self.compile_seconds = 0.0
         static = {
             "model": self.model,
             "tx": self.tx,
@@ -121,19 +144,30 @@ class Trainer:
             "task": self.task,
             "param_names": self.param_names,
         }
-        self._train_epoch = (
-            jax.jit(partial(train_epoch, **static), donate_argnums=0)
-            .lower(self.state, self.x_train, self.y_train, batches)
-            .compile()
-        )
+        self._jit_epoch = jax.jit(partial(train_epoch, **static), donate_argnums=0)
+        self._compiled_epochs = {}
+        self._compiled_epoch(len(data.train) // config.training.batch_size)
+        started = time.perf_counter()
         self._predict = jax.jit(partial(predict, model=self.model))
         for split in (data.val, data.test):  # compile evaluation now, so compile time is counted once
             self._predict.lower(self.state.params, self._arrays(split)[0]).compile()
-        self.compile_seconds = time.perf_counter() - started
+        self.compile_seconds += time.perf_counter() - started
+        self._step_details = jax.jit(partial(step_details, model=self.model, task=self.task))
+
+    def _compiled_epoch(self, num_batches: int):
+        """The epoch compiled for `num_batches` batches: a full epoch at construction, any other count (the parity
+        suite's one-batch epochs) when first asked for."""
+        if num_batches not in self._compiled_epochs:
+            started = time.perf_counter()
+            batches = jax.ShapeDtypeStruct((num_batches, self.config.training.batch_size), jnp.int32)
+            lowered = self._jit_epoch.lower(self.state, self.x_train, self.y_train, batches)
+            self._compiled_epochs[num_batches] = lowered.compile()
+            self.compile_seconds += time.perf_counter() - started
+        return self._compiled_epochs[num_batches]
 
     def _arrays(self, split: Split) -> tuple[jax.Array, jax.Array]:
         y = split.y if split.y.dtype.kind == "i" else split.y.astype(self.dtype)
-        return jnp.asarray(split.x, self.dtype), jnp.asarray(y)
+        return jax.device_put((jnp.asarray(split.x, self.dtype), jnp.asarray(y)), self.device)
 
     @property
     def lr(self) -> float:
@@ -141,7 +175,8 @@ class Trainer:
 
     def train_epoch(self, batches: np.ndarray, first_step: int) -> dict[str, np.ndarray]:
         """One jitted call for the whole epoch; statistics come back in one transfer (see lstm_torch's twin)."""
-        self.state, stats = self._train_epoch(self.state, self.x_train, self.y_train, jnp.asarray(batches, jnp.int32))
+        indices = jax.device_put(jnp.asarray(batches, jnp.int32), self.device)
+        self.state, stats = self._compiled_epoch(len(batches))(self.state, self.x_train, self.y_train, indices)
         stats = jax.device_get(stats)
         every = self.config.training.grad_flow_every
         steps = first_step + np.arange(len(batches))
@@ -167,8 +202,26 @@ class Trainer:
         if self.plateau is None:
             return
         self.plateau_state, lr = optim.plateau_step(self.plateau, self.plateau_state, val_loss)
-        self.state = self.state._replace(opt_state=optim.with_learning_rate(self.state.opt_state, lr))
+        opt_state = jax.device_put(optim.with_learning_rate(self.state.opt_state, lr), self.device)
+        self.state = self.state._replace(opt_state=opt_state)
 
     def weights(self) -> dict[str, np.ndarray]:
         weights = to_torch_names(jax.device_get(self.state.params))
         return {name: weights[name] for name in self.param_names}
+
+    def step_details(self, batch: np.ndarray, weights: dict[str, np.ndarray] | None = None) -> dict:
+        """For the parity suite: outputs (B, O), loss and every gradient before clipping {torch name: array} on
+        the samples `batch` (B,), at the current weights or at `weights` (torch names), with the dropout key
+        the next step will use. Nothing is updated."""
+        params = self.state.params
+        if weights is not None:
+            params = jax.device_put(from_torch_names(weights, self.dtype), self.device)
+        _, dropout_key = jax.random.split(self.state.key)
+        index = jax.device_put(jnp.asarray(batch, jnp.int32), self.device)
+        details = jax.device_get(self._step_details(params, self.x_train, self.y_train, index, dropout_key))
+        grads = to_torch_names(details["grads"])
+        return {
+            "loss": float(details["loss"]),
+            "outputs": details["outputs"],
+            "grads": {name: grads[name] for name in self.param_names},
+        }

@@ -1,0 +1,167 @@
+"""Weights between torch's `state_dict` names and the Flax parameter tree, and starting from another run.
+
+The two layouts hold the same arrays (gate rows i, f, g, o; weights stored (out, in), as torch stores them);
+only the nesting differs, so converting copies no value and changes none, in either direction:
+    torch  {"lstm.weight_ih_l0": (4H, In), ..., "head.weight": (O, H), "head.bias": (O,)}
+    Flax   {"lstm": {"weight_ih_l0": (4H, In), ...}, "head": {"weight": (O, H), "bias": (O,)}}
+Both converters check every name and shape against the architecture that the weights themselves imply
+(`architecture`) and raise `WeightsError` naming what does not fit. They accept any array type with a
+`shape` (numpy, torch tensors, jax arrays) and return the same objects, re-nested.
+
+A run directory (`lstm-train --out`) holds `weights.safetensors` under torch names and `scaler.json`;
+`load_run` reads both, and `rescale` re-expresses freshly loaded data in the run's scaling, so either
+backend can continue or evaluate a run made by either backend (`--init-from RUN_DIR`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+
+from lstm_core import weights as weights_io
+from lstm_core.data import Prepared, Split
+from lstm_core.weights import WeightsError
+
+SCALER_FILE = "scaler.json"
+_LSTM_NAME = re.compile(r"lstm\.(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)")
+
+
+def architecture(weights: Mapping) -> tuple[int, int, int, int]:
+    """(input_size, hidden_size, num_layers, num_outputs) implied by torch-named weights, or WeightsError."""
+    for name in ("lstm.weight_ih_l0", "head.weight"):
+        if name not in weights:
+            raise WeightsError(f"weights have no {name!r}; got {', '.join(weights) or 'nothing'}")
+    first, head = tuple(weights["lstm.weight_ih_l0"].shape), tuple(weights["head.weight"].shape)
+    if len(first) != 2 or first[0] % 4 or len(head) != 2:
+        raise WeightsError(f"lstm.weight_ih_l0 must be (4H, In) and head.weight (O, H); got {first} and {head}")
+    layers = {int(match[2]) for match in map(_LSTM_NAME.fullmatch, weights) if match}
+    return first[1], first[0] // 4, max(layers) + 1, head[0]
+
+
+def check(weights: Mapping, source: str = "weights") -> tuple[int, int, int, int]:
+    """Raise WeightsError unless `weights` are exactly an LSTM stack and head; return its architecture."""
+    shapes = architecture(weights)
+    weights_io.check_weights(weights, weights_io.parameter_shapes(*shapes), source)
+    return shapes
+
+
+def torch_to_flax(state_dict: Mapping) -> dict[str, dict]:
+    """torch state_dict names -> the Flax tree {"lstm": {...}, "head": {...}}; values are passed through."""
+    check(state_dict, "state_dict")
+    params: dict[str, dict] = {}
+    for name, value in state_dict.items():
+        module, leaf = name.split(".", 1)
+        params.setdefault(module, {})[leaf] = value
+    return params
+
+
+def flax_to_torch(params: Mapping[str, Mapping]) -> dict:
+    """The Flax tree -> torch state_dict names in nn.LSTM's registration order, then the head."""
+    unknown = sorted(set(params) - {"lstm", "head"})
+    if unknown:
+        raise WeightsError(f"Flax params have unexpected module(s) {', '.join(unknown)}; expected 'lstm' and 'head'")
+    flat = {f"{module}.{leaf}": value for module, leaves in params.items() for leaf, value in leaves.items()}
+    order = weights_io.parameter_shapes(*check(flat, "Flax params"))
+    return {name: flat[name] for name in order}
+
+
+def scaler_record(prepared: Prepared) -> dict:
+    """The fitted StandardScalers' mean and scale (None when scaling is off), to undo or re-apply them."""
+
+    def describe(scaler):
+        return None if scaler is None else {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
+
+    return {"features": describe(prepared.feature_scaler), "targets": describe(prepared.target_scaler)}
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What a run directory hands to a new run: its final weights (torch names) and its scaling."""
+
+    weights: dict[str, np.ndarray]
+    scaler: dict
+    source: Path
+
+
+def load_run(run_dir: str | Path) -> RunStart:
+    """Read `weights.safetensors` and `scaler.json` from a run directory written by either backend."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise WeightsError(f"--init-from {str(run_dir)!r} is not a directory; pass a run directory (lstm-train --out)")
+    scaler_path = run_dir / SCALER_FILE
+    if not scaler_path.is_file():
+        raise WeightsError(f"run directory {str(run_dir)!r} has no {SCALER_FILE}; re-run the training that wrote it")
+    try:
+        scaler = json.loads(scaler_path.read_text())
+    except json.JSONDecodeError as error:
+        raise WeightsError(f"{str(scaler_path)!r} is not valid JSON ({error}); re-run the training") from None
+    if not isinstance(scaler, dict) or set(scaler) != {"features", "targets"}:
+        raise WeightsError(f"{str(scaler_path)!r} must hold 'features' and 'targets', got {scaler!r}")
+    run_weights = weights_io.load(run_dir / weights_io.WEIGHTS_FILE)
+    check(run_weights, f"weights file in {str(run_dir)!r}")
+    return RunStart(run_weights, scaler, run_dir)
+
+
+def _standard_scaler(description: dict | None, expected_width: int, what: str) -> StandardScaler | None:
+    """A fitted StandardScaler rebuilt from a scaler.json entry (mean and scale lists)."""
+    if description is None:
+        return None
+    mean, scale = (np.asarray(description[key], dtype=np.float64) for key in ("mean", "scale"))
+    if mean.shape != (expected_width,) or scale.shape != (expected_width,):
+        raise WeightsError(
+            f"the run's {what} scaler has {mean.size} column(s), this data has {expected_width}; "
+            "use the dataset and columns that the run was trained on"
+        )
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = mean, scale, scale**2
+    scaler.n_features_in_ = expected_width
+    scaler.n_samples_seen_ = 0
+    return scaler
+
+
+def _same(a: StandardScaler | None, b: StandardScaler | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return np.array_equal(a.mean_, b.mean_) and np.array_equal(a.scale_, b.scale_)
+
+
+def _remap(values: np.ndarray, old: StandardScaler | None, new: StandardScaler | None) -> np.ndarray:
+    """values (..., F) in `old`'s scaling (None: raw) -> the same values in `new`'s scaling."""
+    if _same(old, new):
+        return values
+    raw = values if old is None else values * old.scale_ + old.mean_
+    return raw if new is None else (raw - new.mean_) / new.scale_
+
+
+def rescale(prepared: Prepared, record: dict) -> Prepared:
+    """The same data expressed in the scaling of `record` (a scaler.json) instead of the one fitted here.
+
+    When the run was trained on these very data the scalers are equal and the arrays are returned untouched.
+    """
+    feature_scaler = _standard_scaler(record["features"], prepared.input_size, "feature")
+    if prepared.task == "classification" and record["targets"] is not None:
+        raise WeightsError("the run scaled regression targets, but this data is a classification task")
+    target_scaler = _standard_scaler(record["targets"], 1, "target") if prepared.task == "regression" else None
+
+    def split(part: Split) -> Split:
+        x = _remap(part.x, prepared.feature_scaler, feature_scaler)
+        y = part.y if prepared.task == "classification" else _remap(part.y, prepared.target_scaler, target_scaler)
+        return Split(x=x, y=y)
+
+    if _same(prepared.feature_scaler, feature_scaler) and _same(prepared.target_scaler, target_scaler):
+        return prepared
+    return dataclasses.replace(
+        prepared,
+        train=split(prepared.train),
+        val=split(prepared.val),
+        test=split(prepared.test),
+        feature_scaler=feature_scaler,
+        target_scaler=target_scaler,
+    )

@@ -1,0 +1,1043 @@
+"""Why is my LSTM's loss not decreasing? Name the cause from a run directory's records.
+
+`load_run(run_dir)` reads what the trainer wrote (steps.csv, epochs.csv, grad_flow.csv when recorded, and
+data_stats.json / config.json / summary.json when present); `diagnose(records)` runs one pure rule per
+cause; `to_json` and `format_report` present the result. numpy and the standard library only.
+
+Each rule returns a `Finding` with status `ok`, `suspect` (a weaker signature; never listed as a cause)
+or `found`. Quantities the rules share:
+
+* loss curve: the finite per-step training losses cut into up to `CURVE_POINTS` consecutive chunks, each
+  summarised by its median (robust to single noisy minibatches); "final loss" is the last chunk's median.
+* baseline: the loss of a trivial predictor. Regression with scaled targets: 1.0 (MSE of predicting the
+  mean of standardised targets); unscaled: the mean raw target variance from data_stats.json;
+  classification: ln(num_classes) (cross-entropy of a uniform guess). Unknown -> the first chunk's loss.
+* spike ratio: a step's grad norm (before clipping) over the median of the `SPIKE_WINDOW` steps before it.
+* travel: Adam moves each weight by at most about lr per step, so Σ lr over the run, divided by the
+  initial weight scale 1/√H, bounds how far (in units of their own size) the weights could have moved.
+
+| cause | found when | suspect when |
+|---|---|---|
+| unscaled_data | `--no-scale` and a raw input/target column has max(\\|mean\\|, std) > 10 (`UNSCALED_FOUND`) or 0 < std < 0.01 (`UNSCALED_TINY_STD`) | `--no-scale` and max(\\|mean\\|, std) > 3 (`UNSCALED_SUSPECT`) or std < 0.1 |
+| exploding_gradients | grad norm non-finite while the loss was finite; or spike ratio ≥ 100 (`SPIKE_FOUND`) followed by a non-finite loss or by the 20-step median loss doubling (`EXPLODE_DAMAGE_WINDOW`, `EXPLODE_DAMAGE_RISE`); or clip factor < 0.01 (`CLIP_TINY`) on ≥ 50 % of steps (`CLIP_TINY_FRACTION`) | spike ratio ≥ 20 (`SPIKE_SUSPECT`), a ≥ 100× spike the loss did not suffer from, or clip factor < 0.01 on ≥ 10 % of steps |
+| lr_too_high | no exploding signature, and: the loss turned non-finite after step 1; or a loss-curve point is ≥ 2× the lowest point before it (`LR_HIGH_REBOUND`: rising or bouncing); or the final loss is ≥ 1.5× the baseline (`LR_HIGH_ABOVE_BASELINE`) and did not improve by 10 % over the second half (`LR_HIGH_STALL`) | the same signatures when exploding gradients explain them; a rebound ≥ 1.3× |
+| lr_too_low | travel < 1 (`LR_LOW_TRAVEL`) and final loss ≥ 0.5× baseline (`HIGH_LOSS_RATIO`) | travel < 3 (`LR_LOW_TRAVEL_SUSPECT`) with a high loss, or travel < 1 with a low one |
+| vanishing_gradients | median over recorded steps of ‖dL/dh_0‖ / ‖dL/dh_{T-1}‖ < 1e-6 (`VANISH_RATIO`) in some layer and final loss ≥ 0.5× baseline | that ratio < 1e-3 (`VANISH_SUSPECT_RATIO`) with a high loss |
+| underfitting | final loss ≥ 0.5× baseline (`HIGH_LOSS_RATIO`), finite, and no other cause found | final loss ≥ 0.25× baseline (`UNDERFIT_SUSPECT_RATIO`), or the found signature explained by another cause |
+| overfitting | 3-epoch mean val loss ends ≥ 1.2× its minimum (`OVERFIT_RISE`) while the 3-epoch mean train loss fell to ≤ 0.9× its value there (`OVERFIT_TRAIN_FALL`); needs ≥ 4 epochs | val rise ≥ 1.1× with train falling, or ≥ 1.2× with train flat |
+
+Precedence. Unscaled data is a root cause: large raw inputs saturate the gates (vanishing gradients), large
+raw targets inflate the loss and the gradient (exploding gradients, clip factor tiny) and make any lr wrong
+for the scale. When `unscaled_data` is found, those other found causes stay found but carry
+`consequence_of = ("unscaled_data",)` and a note, and `causes` lists root causes first. Likewise vanishing
+gradients found next to lr_too_high are marked as a possible consequence (huge weights saturate the gates).
+Exploding gradients and lr_too_high exclude each other in the rules themselves: a divergence or rising loss
+preceded by a ≥ 100× gradient spike is `exploding_gradients`; one without a spike is `lr_too_high`.
+Underfitting means "loss high although training is otherwise healthy", so it is demoted to suspect when any
+other cause except overfitting is found. A loss that is non-finite at step 1, before any update, is no
+training dynamic at all: it is reported as a note (check the data for nan/inf), and the run is not healthy.
+"""  # noqa: E501 (the markdown table's rows cannot wrap)
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# ------------------------------------------------------------------------------------------------- thresholds
+# Loss curve: 10 points resolve "falls, flattens, rises" while each median still pools several minibatches.
+CURVE_POINTS = 10
+# A curve point pools at least 3 steps so that its median is not a single minibatch's loss.
+CURVE_MIN_CHUNK = 3
+
+# "High loss": at least half the trivial baseline, i.e. the model explains less than half of the target
+# variance (regression) or is still far from confident (classification, e.g. CE 1.15 for 10 classes).
+HIGH_LOSS_RATIO = 0.5
+
+# Exploding gradients.
+# The trailing median covers 50 steps: long enough to be a stable reference, short enough to follow the
+# healthy decline of grad norms as the loss falls (which can be 10-30x over a run, not per 50 steps).
+SPIKE_WINDOW = 50
+# A spike is only measured once 5 earlier finite grad norms exist; the first steps have no reference.
+SPIKE_MIN_HISTORY = 5
+# Minibatch noise moves a healthy grad norm by a few x around its recent median; 100x is an explosion
+# (Adam's second moment then stays inflated for ~1/(1-beta2) = 1000 steps, stalling training).
+SPIKE_FOUND = 100.0
+# 20x is already unusual for minibatch noise but can be one hard batch: suspect only.
+SPIKE_SUSPECT = 20.0
+# A clip factor below 0.01 means the gradient was 100x larger than max_norm.
+CLIP_TINY = 0.01
+# ... on most steps: the gradient scale is persistently far beyond the clipping threshold.
+CLIP_TINY_FRACTION = 0.5
+CLIP_TINY_SUSPECT_FRACTION = 0.1
+# A spike is an explosion (found) when the loss suffers: it turns non-finite afterwards, or the median loss of
+# the 20 steps after it is >= 2x that of the 20 before. A 20-step median of minibatch losses moves by ~10-15 %
+# from noise, so doubling is far outside it; a spike that left the loss alone is only suspect.
+EXPLODE_DAMAGE_WINDOW = 20
+EXPLODE_DAMAGE_RISE = 2.0
+
+# Learning rate too high.
+# Rebound: some curve point at >= 2x the lowest point before it. Each point is a median over >= 3 (usually
+# dozens of) minibatches, whose noise moves it by 10-20 %; a healthy curve never climbs back to twice an
+# earlier low, an overshooting optimizer (undoing its progress, or bouncing) does.
+LR_HIGH_REBOUND = 2.0
+LR_HIGH_REBOUND_SUSPECT = 1.3
+# 1.5x worse than the trivial predictor: the model starts near the baseline (small initial output), and
+# the output bias alone reaches it, so staying well above it means the updates keep overshooting.
+LR_HIGH_ABOVE_BASELINE = 1.5
+# ... and not improving by 10 % over the second half (a slow descent from a bad start is not overshooting).
+LR_HIGH_STALL = 0.9
+
+# Learning rate too low: travel = sum(lr) * sqrt(H). Below 1 the weights could not have moved by even
+# their own initial size (1/sqrt(H)) over the whole run, so nothing can have been learned.
+LR_LOW_TRAVEL = 1.0
+LR_LOW_TRAVEL_SUSPECT = 3.0
+# Suggested lr makes travel >= 10: ten times the initial weight scale is ample to fit the small tasks here.
+LR_LOW_TARGET_TRAVEL = 10.0
+
+# Vanishing gradients: ||dL/dh_0|| / ||dL/dh_{T-1}||. Below 1e-6, about 10 float32 ulps (eps 1.2e-7), the
+# first steps' share of a weight gradient is lost in rounding: the model cannot learn from them.
+VANISH_RATIO = 1e-6
+# Below 1e-3 the first steps contribute under 0.1 % each: weak long-range learning, suspect.
+VANISH_SUSPECT_RATIO = 1e-3
+
+# Underfitting: a quarter of the baseline is a weak fit, worth a look but not a verdict.
+UNDERFIT_SUSPECT_RATIO = 0.25
+# The loss is "still falling" when the last quarter of the curve dropped by 10 % or more: train longer.
+UNDERFIT_STILL_FALLING = 0.10
+
+# Overfitting: val and train are smoothed over 3 epochs so one noisy validation does not decide.
+OVERFIT_SMOOTH = 3
+# Fewer than 4 epochs give too short a val curve to tell a minimum from noise.
+OVERFIT_MIN_EPOCHS = 4
+# Val loss 20 % above its minimum is beyond epoch-to-epoch noise of a mean over a validation split.
+OVERFIT_RISE = 1.2
+OVERFIT_RISE_SUSPECT = 1.1
+# "Train keeps falling": it ends at <= 90 % of its value at the val minimum.
+OVERFIT_TRAIN_FALL = 0.9
+
+# Unscaled data: with initial weights of 1/sqrt(H) (~0.18 for H = 32) an input of size 10 already adds
+# pre-activations of ~2 per feature (gates saturate), and a target of size 10 makes the MSE ~100x the
+# scaled one (gradients 10x+). 3 is noticeably off O(1); 0.01 std leaves a feature almost invisible.
+UNSCALED_FOUND = 10.0
+UNSCALED_SUSPECT = 3.0
+UNSCALED_TINY_STD = 0.01
+UNSCALED_SMALL_STD = 0.1
+
+# ------------------------------------------------------------------------------------------------------- API
+CAUSES = (
+    "exploding_gradients",
+    "vanishing_gradients",
+    "lr_too_high",
+    "lr_too_low",
+    "unscaled_data",
+    "underfitting",
+    "overfitting",
+)
+STATUSES = ("ok", "suspect", "found")
+STEP_COLUMNS = ("step", "epoch", "loss", "grad_norm", "clip_factor", "lr")
+EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+# Root causes whose found consequences are annotated (and listed after them).
+CONSEQUENCES = {
+    "unscaled_data": ("exploding_gradients", "vanishing_gradients", "lr_too_high", "lr_too_low"),
+    "lr_too_high": ("vanishing_gradients",),
+}
+
+
+class RunRecordsError(ValueError):
+    """A run directory is missing, is not a run, or holds missing, truncated or malformed records."""
+
+
+@dataclass(frozen=True)
+class GradFlow:
+    """grad_flow.csv: `norms[i, t]` = ‖dL/dh_t‖ of layer `layer[i]` at optimizer step `step[i]`."""
+
+    step: np.ndarray  # (R,) int
+    layer: np.ndarray  # (R,) int
+    norms: np.ndarray  # (R, T) float
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    run_dir: Path
+    step: np.ndarray  # (S,) int, 1-based global optimizer step
+    epoch: np.ndarray  # (S,) int, 1-based
+    loss: np.ndarray  # (S,) float, may hold nan/inf
+    grad_norm: np.ndarray  # (S,) float, global L2 norm before clipping
+    clip_factor: np.ndarray  # (S,) float in (0, 1]
+    lr: np.ndarray  # (S,) float
+    param_grad_norms: dict[str, np.ndarray]  # torch parameter name -> (S,)
+    epochs: dict[str, np.ndarray]  # EPOCH_COLUMNS -> (E,) arrays (E may be 0)
+    grad_flow: GradFlow | None = None
+    data_stats: dict | None = None
+    config: dict | None = None
+    summary: dict | None = None
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.step)
+
+
+@dataclass(frozen=True)
+class Finding:
+    cause: str
+    status: str  # ok | suspect | found
+    evidence: str
+    remedy: str  # lstm-train flags with values; "" when nothing needs changing
+    numbers: dict[str, Any] = field(default_factory=dict)
+    consequence_of: tuple[str, ...] = ()  # root causes this finding may follow from
+
+    def __post_init__(self):
+        if self.cause not in CAUSES:
+            raise ValueError(f"unknown cause {self.cause!r}")
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    run_dir: str
+    findings: tuple[Finding, ...]
+    causes: tuple[str, ...]  # found causes, root causes first
+    notes: tuple[str, ...] = ()  # problems no cause covers (e.g. a non-finite loss before any update)
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.causes and not self.notes
+
+    def finding(self, cause: str) -> Finding:
+        return next(f for f in self.findings if f.cause == cause)
+
+
+# ------------------------------------------------------------------------------------------------- loading
+def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+    name = path.name
+    with path.open(newline="") as handle:
+        lines = [(i, row) for i, row in enumerate(csv.reader(handle), start=1) if row]
+    if not lines:
+        raise RunRecordsError(
+            f"{name} in {str(path.parent)!r} is empty (no header): the file is truncated "
+            "or the run was interrupted before it wrote anything"
+        )
+    header = [h.strip() for h in lines[0][1]]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise RunRecordsError(
+            f"{name} header lacks required column(s) {', '.join(missing)} "
+            f"(found: {', '.join(header)}); the file is truncated or not written by lstm-train"
+        )
+    rows = []
+    for line, row in lines[1:]:
+        if len(row) != len(header):
+            raise RunRecordsError(
+                f"{name} line {line} has {len(row)} fields, the header has {len(header)}: "
+                "the file is truncated or corrupt"
+            )
+        rows.append(row)
+    return header, rows
+
+
+def _column(name: str, header: list[str], rows: list[list[str]], column: str, kind=float) -> np.ndarray:
+    j = header.index(column)
+    out = np.empty(len(rows), dtype=np.float64 if kind is float else np.int64)
+    for i, row in enumerate(rows):
+        text = row[j].strip()
+        try:
+            out[i] = (float(text) if text else math.nan) if kind is float else int(float(text))
+        except (ValueError, OverflowError):
+            raise RunRecordsError(
+                f"{name} line {i + 2}, column {column!r}: {row[j]!r} is not a "
+                f"{'number' if kind is float else 'whole number'}"
+            ) from None
+    return out
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise RunRecordsError(
+            f"{path.name} is not valid JSON ({error.msg} at line {error.lineno}): the file is truncated or corrupt"
+        ) from None
+    if not isinstance(value, dict):
+        raise RunRecordsError(f"{path.name} must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+def load_run(run_dir: str | Path) -> RunRecords:
+    """Read a run directory written by lstm-train (either backend) into numpy arrays and dicts."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunRecordsError(f"run directory {str(run_dir)!r} does not exist")
+    if not run_dir.is_dir():
+        raise RunRecordsError(f"{str(run_dir)!r} is a file, not a run directory; pass the --out directory")
+    steps_path, epochs_path = run_dir / "steps.csv", run_dir / "epochs.csv"
+    if not steps_path.exists() and not epochs_path.exists():
+        raise RunRecordsError(
+            f"{str(run_dir)!r} is not a run directory: it has no steps.csv or epochs.csv; "
+            "pass the directory lstm-train wrote (its --out)"
+        )
+    for path in (steps_path, epochs_path):
+        if not path.exists():
+            raise RunRecordsError(f"run directory {str(run_dir)!r} lacks {path.name}; the run is incomplete")
+
+    header, rows = _read_csv(steps_path, STEP_COLUMNS)
+    if not rows:
+        raise RunRecordsError(
+            f"steps.csv in {str(run_dir)!r} has a header but no rows: the run recorded zero "
+            "optimizer steps (it stopped before its first epoch ended); nothing to diagnose"
+        )
+    cols = {c: _column("steps.csv", header, rows, c, int if c in ("step", "epoch") else float) for c in STEP_COLUMNS}
+    params = {c.split(":", 1)[1]: _column("steps.csv", header, rows, c) for c in header if c.startswith("grad_norm:")}
+
+    e_header, e_rows = _read_csv(epochs_path, EPOCH_COLUMNS)
+    epochs = {c: _column("epochs.csv", e_header, e_rows, c, int if c == "epoch" else float) for c in EPOCH_COLUMNS}
+
+    grad_flow = None
+    flow_path = run_dir / "grad_flow.csv"
+    if flow_path.exists():
+        f_header, f_rows = _read_csv(flow_path, ("step", "layer", "t0"))
+        times = [c for c in f_header if c not in ("step", "layer")]
+        if times != [f"t{t}" for t in range(len(times))]:
+            raise RunRecordsError(f"grad_flow.csv time columns must be t0, t1, ... in order, got {', '.join(times)}")
+        if f_rows:
+            grad_flow = GradFlow(
+                step=_column("grad_flow.csv", f_header, f_rows, "step", int),
+                layer=_column("grad_flow.csv", f_header, f_rows, "layer", int),
+                norms=np.stack([_column("grad_flow.csv", f_header, f_rows, c) for c in times], axis=1),
+            )
+    return RunRecords(
+        run_dir=run_dir,
+        **cols,
+        param_grad_norms=params,
+        epochs=epochs,
+        grad_flow=grad_flow,
+        data_stats=_read_json(run_dir / "data_stats.json"),
+        config=_read_json(run_dir / "config.json"),
+        summary=_read_json(run_dir / "summary.json"),
+    )
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def _num(x: float) -> str:
+    """3 significant figures, compact exponent: 31000 -> '3.1e4', 0.00012 -> '1.2e-4', 0.25 -> '0.25'."""
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    text = f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _times(ratio: float) -> str:
+    if not math.isfinite(ratio):
+        return f"{ratio}×"
+    return f"{ratio:.0f}×" if 100 <= ratio < 1e4 else f"{_num(ratio) if ratio >= 1e4 else f'{ratio:.2g}'}×"
+
+
+def _flag(value: float) -> str:
+    """A float flag value with at most 2 significant figures: 1.0, 0.05, 0.0035, 1e-05."""
+    value = float(f"{value:.2g}")
+    return f"{value:.1f}" if value.is_integer() and abs(value) < 1e6 else f"{value:g}"
+
+
+def _section(records: RunRecords, name: str) -> dict:
+    value = (records.config or {}).get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _task(records: RunRecords) -> str:
+    for source in (records.data_stats or {}, records.summary or {}):
+        if source.get("task") in ("regression", "classification"):
+            return source["task"]
+    head = _section(records, "model").get("head")
+    if head in ("regression", "classification"):
+        return head
+    if _section(records, "data").get("dataset") == "digits" or (records.summary or {}).get("num_classes"):
+        return "classification"
+    return "regression"
+
+
+def _scaled(records: RunRecords) -> bool | None:
+    stats = records.data_stats or {}
+    if isinstance(stats.get("scaled"), bool):
+        return stats["scaled"]
+    scale = _section(records, "data").get("scale")
+    return scale if isinstance(scale, bool) else None
+
+
+def _curve(records: RunRecords) -> np.ndarray:
+    losses = records.loss[np.isfinite(records.loss)]
+    points = min(CURVE_POINTS, len(losses) // CURVE_MIN_CHUNK)
+    if points < 1:
+        return losses.copy()
+    return np.array([np.median(chunk) for chunk in np.array_split(losses, points)])
+
+
+def _baseline(records: RunRecords) -> tuple[float, str]:
+    """The trivial predictor's loss, and a phrase saying what it is."""
+    if _task(records) == "classification":
+        classes = (records.summary or {}).get("num_classes")
+        if isinstance(classes, int) and classes >= 2:
+            return math.log(classes), f"ln({classes}) = {_num(math.log(classes))}, a uniform guess"
+    else:
+        scaled = _scaled(records)
+        if scaled is None or scaled:
+            return 1.0, "1.0, predicting the mean of the scaled targets"
+        targets = (records.data_stats or {}).get("targets")
+        std = np.asarray(targets.get("std", []), dtype=float) if isinstance(targets, dict) else np.array([])
+        if std.size and np.all(np.isfinite(std)) and np.mean(std**2) > 0:
+            variance = float(np.mean(std**2))
+            return variance, f"{_num(variance)}, predicting the mean of the raw targets"
+    curve = _curve(records)
+    first = float(curve[0]) if curve.size else math.nan
+    return first, f"{_num(first)}, the initial loss (the trivial baseline is unknown)"
+
+
+def _first_nonfinite(values: np.ndarray) -> int | None:
+    bad = np.flatnonzero(~np.isfinite(values))
+    return int(bad[0]) if bad.size else None
+
+
+def _hyper(records: RunRecords) -> dict[str, Any]:
+    model, optimizer, clipping = (_section(records, n) for n in ("model", "optimizer", "clipping"))
+    training, data = _section(records, "training"), _section(records, "data")
+    lr0 = optimizer.get("lr")
+    if not isinstance(lr0, int | float):
+        lr0 = float(records.lr[0])
+    enabled = clipping.get("enabled")
+    if not isinstance(enabled, bool):  # unknown: infer from the records (clipping changed some step)
+        enabled = bool(np.any(records.clip_factor[np.isfinite(records.clip_factor)] < 1.0))
+    return {
+        "lr": float(lr0),
+        "hidden_size": int(model.get("hidden_size") or 32),
+        "num_layers": int(model.get("num_layers") or 1),
+        "dropout": float(model.get("dropout") or 0.0),
+        "weight_decay": float(optimizer.get("weight_decay") or 0.0),
+        "clipping": enabled,
+        "max_norm": float(clipping.get("max_norm") or 1.0),
+        "window": data.get("window"),
+        "epochs": training.get("epochs") or int(records.epoch.max()),
+    }
+
+
+def _explosion(records: RunRecords) -> dict[str, Any]:
+    """Measurements shared by the exploding-gradient and lr-too-high rules."""
+    g = np.where(np.isfinite(records.grad_norm) & (records.grad_norm > 0), records.grad_norm, np.nan)
+    n = len(g)
+    reference = np.full(n, np.nan)
+    for i in range(SPIKE_MIN_HISTORY, min(n, SPIKE_WINDOW)):
+        history = g[:i][np.isfinite(g[:i])]
+        if len(history) >= SPIKE_MIN_HISTORY:
+            reference[i] = np.median(history)
+    if n > SPIKE_WINDOW:
+        windows = np.lib.stride_tricks.sliding_window_view(g[:-1], SPIKE_WINDOW)  # windows[k] = g[k:k+W]
+        counts = np.sum(np.isfinite(windows), axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-nan windows -> nan, masked below
+            medians = np.nanmedian(windows, axis=1)
+        reference[SPIKE_WINDOW:] = np.where(counts >= SPIKE_MIN_HISTORY, medians, np.nan)
+    valid = np.isfinite(reference) & np.isfinite(g)
+    ratios = np.where(valid, g / np.where(valid, reference, 1.0), 0.0)
+    loss_bad = _first_nonfinite(records.loss)
+    spike_i = int(np.argmax(ratios)) if n else 0
+    damage = math.nan
+    # every >= SPIKE_FOUND spike before a divergence is a candidate; report the first that hurt the loss
+    candidates = [int(i) for i in np.flatnonzero(ratios >= SPIKE_FOUND) if loss_bad is None or i < loss_bad]
+    for i in candidates:
+        rise = _loss_jump(records.loss, i)
+        if (loss_bad is not None and loss_bad > i) or rise >= EXPLODE_DAMAGE_RISE:
+            spike_i, damage = i, rise
+            break
+    else:
+        if candidates:
+            damage = _loss_jump(records.loss, spike_i)
+    spike_ratio = float(ratios[spike_i]) if n else 0.0
+    spike_found = bool(candidates)
+    diverged_after_spike = spike_found and loss_bad is not None and loss_bad > spike_i
+    damaged = spike_found and (diverged_after_spike or damage >= EXPLODE_DAMAGE_RISE)
+
+    grad_bad = _first_nonfinite(records.grad_norm)
+    # the gradient overflowed on its own: non-finite grad norm at a step whose loss is still finite
+    overflow = grad_bad if grad_bad is not None and np.isfinite(records.loss[grad_bad]) else None
+    finite_clip = records.clip_factor[np.isfinite(records.clip_factor)]
+    tiny_fraction = float(np.mean(finite_clip < CLIP_TINY)) if finite_clip.size else 0.0
+    hyper = _hyper(records)
+    finite_g = g[np.isfinite(g)]
+    return {
+        "spike_ratio": spike_ratio,
+        "spike_step": int(records.step[spike_i]) if n else None,
+        "spike_grad_norm": float(records.grad_norm[spike_i]) if n else math.nan,
+        "spike_reference": float(reference[spike_i]) if n and valid[spike_i] else math.nan,
+        "median_grad_norm": float(np.median(finite_g)) if finite_g.size else math.nan,
+        "max_grad_norm": float(np.max(finite_g)) if finite_g.size else math.nan,
+        "first_nonfinite_loss_step": int(records.step[loss_bad]) if loss_bad is not None else None,
+        "first_nonfinite_loss_index": loss_bad,
+        "nonfinite_loss_value": float(records.loss[loss_bad]) if loss_bad is not None else None,
+        "overflow_step": int(records.step[overflow]) if overflow is not None else None,
+        "tiny_clip_fraction": tiny_fraction,
+        "clipping": hyper["clipping"],
+        "max_norm": hyper["max_norm"],
+        "spike_found": spike_found,
+        "diverged_after_spike": diverged_after_spike,
+        "loss_jump": damage,
+        "found": bool(overflow is not None or damaged or tiny_fraction >= CLIP_TINY_FRACTION),
+    }
+
+
+def _loss_jump(loss: np.ndarray, i: int) -> float:
+    """Median finite loss over the EXPLODE_DAMAGE_WINDOW steps after step index i over that before it."""
+    before = loss[max(0, i - EXPLODE_DAMAGE_WINDOW) : i]
+    after = loss[i + 1 : i + 1 + EXPLODE_DAMAGE_WINDOW]
+    before, after = before[np.isfinite(before)], after[np.isfinite(after)]
+    if not before.size or not after.size or np.median(before) <= 0:
+        return math.nan
+    return float(np.median(after) / np.median(before))
+
+
+def _finding(cause, status, evidence, remedy="", **numbers) -> Finding:
+    return Finding(cause=cause, status=status, evidence=evidence, remedy=remedy, numbers=numbers)
+
+
+# --------------------------------------------------------------------------------------------------- rules
+def check_exploding_gradients(records: RunRecords) -> Finding:
+    x = _explosion(records)
+    h = _hyper(records)
+    numbers = {
+        k: x[k]
+        for k in (
+            "spike_ratio",
+            "loss_jump",
+            "spike_step",
+            "spike_grad_norm",
+            "spike_reference",
+            "median_grad_norm",
+            "max_grad_norm",
+            "first_nonfinite_loss_step",
+            "overflow_step",
+            "tiny_clip_fraction",
+            "clipping",
+            "max_norm",
+        )
+    }
+    spike = (
+        f"grad norm before clipping reached {_num(x['spike_grad_norm'])} at step {x['spike_step']}, "
+        f"{_times(x['spike_ratio'])} the median of the steps before it ({_num(x['spike_reference'])})"
+    )
+    if x["clipping"]:
+        remedy = f"--lr {_flag(h['lr'] / 10)} (keep --clip-norm {_flag(h['max_norm'])})"
+    else:
+        remedy = (
+            f"--clip-norm {_flag(min(h['max_norm'], 1.0))} (clipping is off); if it persists also "
+            f"--lr {_flag(h['lr'] / 10)}"
+        )
+    parts = []
+    if x["overflow_step"] is not None:
+        parts.append(
+            f"the gradient norm became non-finite at step {x['overflow_step']} while the loss was still finite"
+        )
+    if x["diverged_after_spike"]:
+        parts.append(f"{spike}; loss became {_num(x['nonfinite_loss_value'])} at step {x['first_nonfinite_loss_step']}")
+    elif x["spike_found"] and x["loss_jump"] >= EXPLODE_DAMAGE_RISE:
+        parts.append(
+            f"{spike}; the median loss of the next {EXPLODE_DAMAGE_WINDOW} steps was "
+            f"{_times(x['loss_jump'])} that of the {EXPLODE_DAMAGE_WINDOW} before"
+            + ("" if x["clipping"] else ", with clipping off")
+        )
+    if x["tiny_clip_fraction"] >= CLIP_TINY_FRACTION:
+        parts.append(
+            f"clipping scaled the gradient by less than {CLIP_TINY} on "
+            f"{x['tiny_clip_fraction']:.0%} of steps (median grad norm {_num(x['median_grad_norm'])} "
+            f"vs max_norm {_num(x['max_norm'])})"
+        )
+    if x["found"]:
+        return _finding("exploding_gradients", "found", "; ".join(parts), remedy, **numbers)
+    if x["spike_found"]:
+        how = (
+            f"clipping at {_num(x['max_norm'])} contained it"
+            if x["clipping"]
+            else "clipping is off, but the loss did not visibly suffer"
+        )
+        if math.isfinite(x["loss_jump"]):
+            how += f" (median loss over the next {EXPLODE_DAMAGE_WINDOW} steps {_times(x['loss_jump'])} that before)"
+        return _finding("exploding_gradients", "suspect", f"{spike}; {how}", remedy, **numbers)
+    if x["spike_ratio"] >= SPIKE_SUSPECT:
+        return _finding("exploding_gradients", "suspect", spike, remedy, **numbers)
+    if x["tiny_clip_fraction"] >= CLIP_TINY_SUSPECT_FRACTION:
+        return _finding(
+            "exploding_gradients",
+            "suspect",
+            f"clipping scaled the gradient by less than {CLIP_TINY} on {x['tiny_clip_fraction']:.0%} of steps",
+            remedy,
+            **numbers,
+        )
+    return _finding(
+        "exploding_gradients",
+        "ok",
+        f"largest grad norm {_num(x['max_grad_norm'])} is {_times(x['spike_ratio'])} the median of "
+        f"the steps before it (median over the run {_num(x['median_grad_norm'])})",
+        **numbers,
+    )
+
+
+def check_lr_too_high(records: RunRecords) -> Finding:
+    x = _explosion(records)
+    h = _hyper(records)
+    curve = _curve(records)
+    baseline, baseline_text = _baseline(records)
+    numbers: dict[str, Any] = {
+        "lr": h["lr"],
+        "baseline": baseline,
+        "first_nonfinite_loss_step": x["first_nonfinite_loss_step"],
+    }
+    remedy = f"--lr {_flag(h['lr'] / 10)}"
+    signatures, weak = [], []
+    bad = x["first_nonfinite_loss_index"]
+    if bad == 0:
+        return _finding(
+            "lr_too_high",
+            "ok",
+            "the loss was non-finite at step 1, before any parameter update, so no learning rate explains it",
+            **numbers,
+        )
+    if bad is not None and not x["spike_found"]:
+        signatures.append(
+            f"the loss became {_num(x['nonfinite_loss_value'])} at step "
+            f"{x['first_nonfinite_loss_step']} with no gradient spike before it (grad norm peaked at "
+            f"{_num(x['max_grad_norm'])} and never exceeded {_times(x['spike_ratio'])} its recent "
+            f"median) at lr {_num(h['lr'])}"
+        )
+    if curve.size >= 2:
+        lows = np.minimum.accumulate(curve)[:-1]  # lows[i-1] = lowest point before point i
+        rebounds = np.where(lows > 0, curve[1:] / np.where(lows > 0, lows, 1.0), np.inf)
+        k = int(np.argmax(rebounds))
+        rebound, low = float(rebounds[k]), float(lows[k])
+        mid = float(curve[(len(curve) - 1) // 2])
+        numbers.update(final_loss=float(curve[-1]), rebound=rebound, rebound_loss=float(curve[k + 1]), earlier_low=low)
+        where = f"curve point {k + 2} of {len(curve)}" if k + 2 < len(curve) else "the end"
+        if rebound >= LR_HIGH_REBOUND:
+            signatures.append(
+                f"the training loss climbed back to {_num(curve[k + 1])} by {where}, "
+                f"{_times(rebound)} its earlier low {_num(low)}, with no gradient spike"
+            )
+        elif rebound >= LR_HIGH_REBOUND_SUSPECT:
+            weak.append(
+                f"the training loss climbed back to {_num(curve[k + 1])}, {_times(rebound)} its earlier low {_num(low)}"
+            )
+        known_baseline = "initial loss" not in baseline_text
+        if known_baseline and curve[-1] >= LR_HIGH_ABOVE_BASELINE * baseline and curve[-1] > LR_HIGH_STALL * mid:
+            signatures.append(
+                f"the training loss stays at {_num(curve[-1])}, {_times(curve[-1] / baseline)} "
+                f"the trivial baseline {baseline_text}, and did not improve over the second half"
+            )
+    if signatures and x["found"]:
+        return _finding(
+            "lr_too_high",
+            "suspect",
+            "; ".join(signatures) + " — but exploding gradients explain this better (see exploding_gradients)",
+            remedy,
+            **numbers,
+        )
+    if signatures:
+        return _finding("lr_too_high", "found", "; ".join(signatures), remedy, **numbers)
+    if weak:
+        return _finding("lr_too_high", "suspect", "; ".join(weak), remedy, **numbers)
+    return _finding("lr_too_high", "ok", f"no divergence or rebound of the loss at lr {_num(h['lr'])}", **numbers)
+
+
+def check_lr_too_low(records: RunRecords) -> Finding:
+    h = _hyper(records)
+    curve = _curve(records)
+    baseline, baseline_text = _baseline(records)
+    lr = records.lr[np.isfinite(records.lr)]
+    total = float(np.sum(lr))
+    travel = total * math.sqrt(h["hidden_size"])
+    final = float(curve[-1]) if curve.size else math.nan
+    ratio = final / baseline if baseline > 0 else math.nan
+    suggested = max(10 * h["lr"], LR_LOW_TARGET_TRAVEL / (records.num_steps * math.sqrt(h["hidden_size"])))
+    numbers = {
+        "lr": h["lr"],
+        "sum_lr": total,
+        "travel": travel,
+        "hidden_size": h["hidden_size"],
+        "final_loss": final,
+        "baseline": baseline,
+        "loss_to_baseline": ratio,
+        "lr_first": float(lr[0]) if lr.size else math.nan,
+        "lr_last": float(lr[-1]) if lr.size else math.nan,
+    }
+    evidence = (
+        f"over {records.num_steps} steps the learning rates sum to {_num(total)}, so with Adam (≤ lr per "
+        f"step) a weight could move at most {_times(travel)} its initial scale 1/√{h['hidden_size']}; "
+        f"final training loss {_num(final)} is {_times(ratio)} the baseline {baseline_text}"
+    )
+    if lr.size and lr[-1] < lr[0]:
+        evidence += f" (the plateau scheduler cut lr from {_num(lr[0])} to {_num(lr[-1])})"
+    remedy = f"--lr {_flag(suggested)}"
+    high = np.isfinite(ratio) and ratio >= HIGH_LOSS_RATIO
+    if _first_nonfinite(records.loss) is not None:
+        return _finding("lr_too_low", "ok", "the loss went non-finite; the learning rate is not too low", **numbers)
+    if travel < LR_LOW_TRAVEL and high:
+        return _finding("lr_too_low", "found", evidence, remedy, **numbers)
+    if (travel < LR_LOW_TRAVEL_SUSPECT and high) or travel < LR_LOW_TRAVEL:
+        return _finding("lr_too_low", "suspect", evidence, remedy, **numbers)
+    return _finding("lr_too_low", "ok", evidence, **numbers)
+
+
+def check_vanishing_gradients(records: RunRecords) -> Finding:
+    flow = records.grad_flow
+    if flow is None or flow.norms.shape[1] < 2:
+        return _finding(
+            "vanishing_gradients",
+            "ok",
+            "grad_flow.csv was not recorded (or T < 2); run with --grad-flow-every 10 to measure ‖dL/dh_t‖",
+        )
+    curve = _curve(records)
+    baseline, baseline_text = _baseline(records)
+    final = float(curve[-1]) if curve.size else math.nan
+    loss_ratio = final / baseline if baseline > 0 else math.nan
+    T = flow.norms.shape[1]
+    last = flow.norms[:, -1]
+    usable = np.all(np.isfinite(flow.norms), axis=1) & (last > 0)
+    profiles = {}
+    for layer in np.unique(flow.layer):
+        rows = usable & (flow.layer == layer)
+        if np.any(rows):
+            profiles[int(layer)] = np.median(flow.norms[rows] / last[rows, None], axis=0)
+    if not profiles:
+        return _finding(
+            "vanishing_gradients", "ok", "grad_flow.csv holds no finite rows with a non-zero last-step gradient"
+        )
+    worst = min(profiles, key=lambda k: profiles[k][0])
+    profile = profiles[worst]
+    ratio = float(profile[0])
+    per_step = ratio ** (1 / (T - 1)) if ratio > 0 else 0.0
+    reach = int(np.sum(profile >= VANISH_SUSPECT_RATIO))  # steps back (incl. the last) with >= 1e-3 of signal
+    h = _hyper(records)
+    numbers = {
+        "ratio_first_to_last": ratio,
+        "layer": worst,
+        "T": T,
+        "per_step_factor": per_step,
+        "steps_above_1e-3": reach,
+        "final_loss": final,
+        "baseline": baseline,
+        "loss_to_baseline": loss_ratio,
+        "ratio_by_layer": {k: float(v[0]) for k, v in profiles.items()},
+    }
+    evidence = (
+        f"‖dL/dh_t‖ of layer {worst} at t0 is {_num(ratio)} of its value at t{T - 1} (median over "
+        f"{int(np.sum(usable & (flow.layer == worst)))} recorded steps; ×{per_step:.2g} per step; only "
+        f"the last {reach} of {T} steps keep ≥ {VANISH_SUSPECT_RATIO:g} of the signal); final training "
+        f"loss {_num(final)} is {_times(loss_ratio)} the baseline {baseline_text}"
+    )
+    window = h["window"] if isinstance(h["window"], int) else T
+    remedy = f"--window {max(2, window // 2)}"
+    if h["num_layers"] > 1:
+        remedy += f" and --num-layers {h['num_layers'] - 1}"
+    high = np.isfinite(loss_ratio) and loss_ratio >= HIGH_LOSS_RATIO
+    if ratio < VANISH_RATIO and high:
+        return _finding("vanishing_gradients", "found", evidence, remedy, **numbers)
+    if ratio < VANISH_SUSPECT_RATIO and high:
+        return _finding("vanishing_gradients", "suspect", evidence, remedy, **numbers)
+    if ratio < VANISH_RATIO:
+        evidence += "; the loss fell anyway, so the task does not need the early steps"
+    return _finding("vanishing_gradients", "ok", evidence, **numbers)
+
+
+def check_unscaled_data(records: RunRecords) -> Finding:
+    scaled = _scaled(records)
+    stats = records.data_stats
+    if scaled is None or scaled:
+        how = "scaling is on" if scaled else "data_stats.json does not say whether data was scaled"
+        return _finding("unscaled_data", "ok", f"{how}; inputs and targets reach the model standardised", scaled=scaled)
+    if stats is None:
+        return _finding(
+            "unscaled_data",
+            "suspect",
+            "the run used --no-scale but recorded no data_stats.json",
+            "drop --no-scale",
+            scaled=False,
+        )
+    features = _section(records, "data").get("features") or []
+    worst: list[tuple[float, str, float, float]] = []  # (badness, name, mean, std)
+    found, suspect = [], []
+    for part in ("inputs", "targets"):
+        block = stats.get(part)
+        if not isinstance(block, dict):
+            continue
+        means = np.asarray(block.get("mean", []), dtype=float)
+        stds = np.asarray(block.get("std", []), dtype=float)
+        for j, (mean, std) in enumerate(zip(means, stds, strict=False)):
+            if part == "inputs":
+                name = f"input {features[j]!r}" if j < len(features) else f"input feature {j}"
+            else:
+                name = "target" if len(means) == 1 else f"target {j}"
+            size = max(abs(mean), std)
+            text = f"{name} has mean {_num(mean)}, std {_num(std)}"
+            if size > UNSCALED_FOUND or 0 < std < UNSCALED_TINY_STD:
+                found.append(text)
+            elif size > UNSCALED_SUSPECT or 0 < std < UNSCALED_SMALL_STD:
+                suspect.append(text)
+            worst.append((size, name, mean, std))
+    largest = max(worst) if worst else (math.nan, "", math.nan, math.nan)
+    numbers = {
+        "scaled": False,
+        "largest_magnitude": largest[0],
+        "largest_column": largest[1],
+        "off_scale_columns": len(found),
+    }
+    if found:
+        return _finding(
+            "unscaled_data",
+            "found",
+            f"data is unscaled (--no-scale) and {'; '.join(found)} — far from O(1) (limit {_num(UNSCALED_FOUND)})",
+            "drop --no-scale",
+            **numbers,
+        )
+    if suspect:
+        return _finding(
+            "unscaled_data",
+            "suspect",
+            f"data is unscaled (--no-scale) and {'; '.join(suspect)}",
+            "drop --no-scale",
+            **numbers,
+        )
+    return _finding("unscaled_data", "ok", "data is unscaled (--no-scale) but every column is O(1)", **numbers)
+
+
+def check_underfitting(records: RunRecords) -> Finding:
+    curve = _curve(records)
+    baseline, baseline_text = _baseline(records)
+    h = _hyper(records)
+    final = float(curve[-1]) if curve.size else math.nan
+    ratio = final / baseline if baseline > 0 else math.nan
+    quarter = float(curve[(3 * len(curve)) // 4 - 1]) if len(curve) >= 4 else math.nan
+    still_falling = bool(np.isfinite(quarter) and final <= quarter * (1 - UNDERFIT_STILL_FALLING))
+    val = records.epochs["val_loss"]
+    final_val = float(val[np.isfinite(val)][-1]) if np.any(np.isfinite(val)) else math.nan
+    numbers = {
+        "final_loss": final,
+        "baseline": baseline,
+        "loss_to_baseline": ratio,
+        "still_falling": still_falling,
+        "final_val_loss": final_val,
+        "hidden_size": h["hidden_size"],
+        "num_layers": h["num_layers"],
+    }
+    evidence = (
+        f"final training loss {_num(final)} is {_times(ratio)} the baseline {baseline_text}; "
+        f"last val loss {_num(final_val)}"
+    )
+    remedy = f"--hidden-size {2 * h['hidden_size']}"
+    if h["num_layers"] == 1:
+        remedy += " or --num-layers 2"
+    if still_falling:
+        evidence += f"; the loss was still falling (≥ {UNDERFIT_STILL_FALLING:.0%} over the last quarter)"
+        remedy = f"--epochs {2 * int(h['epochs'])}, then {remedy}"
+    if _first_nonfinite(records.loss) is not None or not np.isfinite(ratio):
+        return _finding("underfitting", "ok", "the loss went non-finite; capacity is not the question", **numbers)
+    if ratio >= HIGH_LOSS_RATIO:
+        return _finding("underfitting", "found", evidence, remedy, **numbers)
+    if ratio >= UNDERFIT_SUSPECT_RATIO:
+        return _finding("underfitting", "suspect", evidence, remedy, **numbers)
+    return _finding("underfitting", "ok", evidence, **numbers)
+
+
+def _smooth(values: np.ndarray) -> np.ndarray:
+    width = min(OVERFIT_SMOOTH, len(values))
+    return np.convolve(values, np.ones(width) / width, mode="valid")
+
+
+def check_overfitting(records: RunRecords) -> Finding:
+    epochs, train, val = (records.epochs[k] for k in ("epoch", "train_loss", "val_loss"))
+    keep = np.isfinite(train) & np.isfinite(val)
+    epochs, train, val = epochs[keep], train[keep], val[keep]
+    if len(val) < OVERFIT_MIN_EPOCHS:
+        return _finding(
+            "overfitting",
+            "ok",
+            f"{len(val)} finite epochs are too few to judge the val curve (need {OVERFIT_MIN_EPOCHS})",
+            epochs=len(val),
+        )
+    sval, strain = _smooth(val), _smooth(train)
+    best = int(np.argmin(sval))  # decisions use the smoothed curves ...
+    best_epoch = int(epochs[int(np.argmin(val))])  # ... the remedy stops at the best single epoch
+    rise = float(sval[-1] / sval[best]) if sval[best] > 0 else math.inf
+    train_fall = float(strain[-1] / strain[best]) if strain[best] > 0 else math.inf
+    h = _hyper(records)
+    numbers = {
+        "best_epoch": best_epoch,
+        "best_val_loss": float(np.min(val)),
+        "min_val_loss": float(sval[best]),
+        "final_val_loss": float(sval[-1]),
+        "val_rise": rise,
+        "train_at_best": float(strain[best]),
+        "final_train_loss": float(strain[-1]),
+        "train_ratio": train_fall,
+    }
+    evidence = (
+        f"val loss was lowest ({_num(np.min(val))}) at epoch {best_epoch}; averaged over {OVERFIT_SMOOTH} "
+        f"epochs it ends at {_num(sval[-1])}, {_times(rise)} its best average {_num(sval[best])}, while the "
+        f"train loss average went {_num(strain[best])} → {_num(strain[-1])}"
+    )
+    remedy = f"--epochs {best_epoch}"
+    decay = h["weight_decay"] * 10 if h["weight_decay"] > 0 else 1e-4
+    if h["num_layers"] > 1:
+        remedy += f" and --dropout {_flag(max(0.2, min(0.5, h['dropout'] + 0.2)))}"
+    else:  # nn.LSTM's dropout acts between layers only, so with one layer use weight decay / a smaller model
+        remedy += f" and --weight-decay {_flag(decay)} or --hidden-size {max(1, h['hidden_size'] // 2)}"
+    falling = train_fall <= OVERFIT_TRAIN_FALL
+    if rise >= OVERFIT_RISE and falling:
+        return _finding("overfitting", "found", evidence, remedy, **numbers)
+    if (rise >= OVERFIT_RISE_SUSPECT and falling) or rise >= OVERFIT_RISE:
+        return _finding("overfitting", "suspect", evidence, remedy, **numbers)
+    return _finding("overfitting", "ok", evidence, **numbers)
+
+
+# In precedence order: root causes before the causes they can produce.
+RULES = (
+    check_unscaled_data,
+    check_exploding_gradients,
+    check_lr_too_high,
+    check_lr_too_low,
+    check_vanishing_gradients,
+    check_underfitting,
+    check_overfitting,
+)
+
+
+def diagnose(records: RunRecords) -> Diagnosis:
+    """Run every rule, apply precedence (see the module docstring) and list the found causes, roots first."""
+    findings = {f.cause: f for f in (rule(records) for rule in RULES)}
+    found = {c for c, f in findings.items() if f.status == "found"}
+    others = [c for c in findings if c in found and c not in ("underfitting", "overfitting")]  # RULES order
+    if "underfitting" in found and others:
+        f = findings["underfitting"]
+        findings["underfitting"] = replace(
+            f,
+            status="suspect",
+            consequence_of=tuple(others),
+            evidence=f"{f.evidence} — explained by {', '.join(others)}",
+        )
+        found.discard("underfitting")
+    for root, consequences in CONSEQUENCES.items():
+        if root not in found:
+            continue
+        for cause in consequences:
+            if cause in found:
+                f = findings[cause]
+                findings[cause] = replace(
+                    f,
+                    consequence_of=(*f.consequence_of, root),
+                    evidence=f"{f.evidence} (may be a consequence of {root}; fix that first)",
+                )
+    order = list(findings)  # RULES order
+    roots = [c for c in order if c in found and not findings[c].consequence_of]
+    followers = [c for c in order if c in found and findings[c].consequence_of]
+    notes = []
+    if records.num_steps and not np.isfinite(records.loss[0]):
+        notes.append(
+            f"the loss was {_num(records.loss[0])} at step {int(records.step[0])}, before any parameter "
+            "update: no training dynamic explains that; check the data for nan/inf values"
+        )
+    curve = _curve(records)
+    baseline, baseline_text = _baseline(records)
+    summary = records.summary or {}
+    context = {
+        "backend": summary.get("backend") or (records.config or {}).get("backend"),
+        "task": _task(records),
+        "steps": records.num_steps,
+        "epochs": int(records.epoch.max()),
+        "final_train_loss": float(curve[-1]) if curve.size else math.nan,
+        "baseline": baseline,
+        "baseline_meaning": baseline_text,
+        "stopped_nonfinite": summary.get("stopped_nonfinite"),
+    }
+    return Diagnosis(
+        run_dir=str(records.run_dir),
+        findings=tuple(findings.values()),
+        causes=tuple(roots + followers),
+        notes=tuple(notes),
+        context=context,
+    )
+
+
+# ------------------------------------------------------------------------------------------------- output
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf", as the records writer stores them
+    return value
+
+
+def to_json(diagnosis: Diagnosis) -> dict:
+    """A JSON-ready dict (no NaN/inf floats): causes (roots first), healthy, notes and every finding."""
+    return _plain(
+        {
+            "run_dir": diagnosis.run_dir,
+            "healthy": diagnosis.healthy,
+            "causes": list(diagnosis.causes),
+            "notes": list(diagnosis.notes),
+            "context": diagnosis.context,
+            "findings": {
+                f.cause: {
+                    "status": f.status,
+                    "evidence": f.evidence,
+                    "remedy": f.remedy,
+                    "consequence_of": list(f.consequence_of),
+                    "numbers": f.numbers,
+                }
+                for f in diagnosis.findings
+            },
+        }
+    )
+
+
+def format_report(diagnosis: Diagnosis) -> str:
+    """A terminal report: the verdict, each found cause with evidence and fix, then suspects, then the rest."""
+    c = diagnosis.context
+    lines = [
+        f"Diagnosis of {diagnosis.run_dir} ({c.get('backend') or '?'}, {c.get('task')}, {c.get('steps')} "
+        f"steps, {c.get('epochs')} epochs; final training loss {_num(c.get('final_train_loss', math.nan))}, "
+        f"baseline {c.get('baseline_meaning')})"
+    ]
+    if diagnosis.healthy:
+        lines.append("Healthy: no cause found.")
+    elif diagnosis.causes:
+        lines.append(f"Cause{'s' if len(diagnosis.causes) > 1 else ''} found: {', '.join(diagnosis.causes)}")
+    for note in diagnosis.notes:
+        lines.append(f"Note: {note}")
+    by_cause = {f.cause: f for f in diagnosis.findings}
+    for cause in diagnosis.causes:
+        f = by_cause[cause]
+        lines += [f"  [found]   {cause}: {f.evidence}", f"            fix: {f.remedy}"]
+    for f in diagnosis.findings:
+        if f.status == "suspect":
+            lines.append(f"  [suspect] {f.cause}: {f.evidence}")
+            if f.remedy:
+                lines.append(f"            if so: {f.remedy}")
+    fine = [f.cause for f in diagnosis.findings if f.status == "ok"]
+    if fine:
+        lines.append(f"  [ok]      {', '.join(fine)}")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lstm_core import cli, weights
+
+TINY = [
+    "--num-samples",
+    "300",
+    "--window",
+    "10",
+    "--hidden-size",
+    "8",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--quiet",
+]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "lstm_core.cli", *args], capture_output=True, text=True)
+
+
+def test_help_explains_every_flag():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for flag in (
+        "--backend",
+        "--dataset",
+        "--csv",
+        "--features",
+        "--target",
+        "--window",
+        "--hidden-size",
+        "--num-layers",
+        "--dropout",
+        "--lr",
+        "--weight-decay",
+        "--clip-norm",
+        "--plateau-factor",
+        "--plateau-patience",
+        "--plateau-threshold",
+        "--plateau-threshold-mode",
+        "--plateau-cooldown",
+        "--min-lr",
+        "--no-plateau",
+        "--no-scale",
+        "--batch-size",
+        "--epochs",
+        "--seed",
+        "--dtype",
+        "--config",
+        "--out",
+    ):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lr", "-0.1"], "lstm-train: error: lr must be > 0, got -0.1"),
+        (
+            ["--dataset", "csv", "--csv", "/nonexistent/x.csv", "--target", "y"],
+            "lstm-train: error: CSV file '/nonexistent/x.csv' does not exist",
+        ),
+        (["--hidden-size", "ten"], "argument --hidden-size: invalid int value: 'ten'"),
+        (["--backend", "tf"], "argument --backend: invalid choice: 'tf'"),
+        (["--config", "/nonexistent.toml"], "config file '/nonexistent.toml' does not exist"),
+    ],
+)
+def test_input_errors_exit_2_with_one_line(args, message, tmp_path):
+    result = run_cli(*args, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def read_csv(path):
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_run_writes_every_record(backend, tmp_path, capsys):
+    out = tmp_path / backend
+    assert cli.main(["--backend", backend, *TINY, "--grad-flow-every", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{backend} · sine · float32" in printed and "test RMSE" in printed
+    steps, epochs = read_csv(out / "steps.csv"), read_csv(out / "epochs.csv")
+    assert len(steps) == 2 * (200 // 16) and len(epochs) == 2  # 210 points - 10 of window = 200 train windows
+    assert {"step", "epoch", "loss", "grad_norm", "clip_factor", "lr", "grad_norm:lstm.weight_hh_l0"} <= set(steps[0])
+    assert [row["step"] for row in read_csv(out / "grad_flow.csv")] == ["4", "8", "12", "16", "20", "24"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["backend"] == backend and summary["steps"] == 24 and summary["dtype"] == "float32"
+    assert {
+        "final_train_loss",
+        "final_val_loss",
+        "test_loss",
+        "test_rmse",
+        "test_mae",
+        "wall_seconds",
+        "compile_seconds",
+        "versions",
+    } <= set(summary)
+    assert summary["final_val_loss"] < 0.5  # 24 steps take the scaled val MSE from ~0.5 well down
+    assert json.loads((out / "config.json").read_text())["model"]["hidden_size"] == 8
+    stats = json.loads((out / "data_stats.json").read_text())
+    assert stats["scaled"] is True and len(stats["inputs"]["mean"]) == 1
+    saved = weights.load(out / weights.WEIGHTS_FILE)
+    assert saved["lstm.weight_hh_l0"].shape == (32, 8) and np.isfinite(saved["head.weight"]).all()
+
+
+def test_digits_run_reports_accuracy(tmp_path, capsys):
+    out = tmp_path / "digits"
+    assert cli.main(["--dataset", "digits", "--hidden-size", "16", "--epochs", "2", "--quiet", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.5  # 2 epochs of a 16-unit LSTM already far above the 10 % of chance
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_config_file_and_flag_precedence(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("backend = 'jax'\n[model]\nhidden_size = 5\n[training]\nepochs = 7\n")
+    args = cli.build_parser().parse_args(["--config", str(path), "--epochs", "3", "--clip-norm", "0"])
+    config = cli.config_from_args(args)
+    assert config.backend == "jax" and config.model.hidden_size == 5  # from the file
+    assert config.training.epochs == 3 and config.clipping.enabled is False  # flags win

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+
+from lstm_core.config import Config, ConfigError, from_dict, load_file, validate
+
+
+def test_defaults_are_valid_and_follow_torch():
+    config = validate(Config())
+    # torch.optim.lr_scheduler.ReduceLROnPlateau's defaults
+    p = config.plateau
+    assert (p.factor, p.patience, p.threshold, p.threshold_mode, p.cooldown, p.min_lr, p.eps) == (
+        0.1,
+        10,
+        1e-4,
+        "rel",
+        0,
+        0.0,
+        1e-8,
+    )
+    # torch.optim.Adam's defaults (lr aside)
+    assert config.optimizer.betas == (0.9, 0.999) and config.optimizer.eps == 1e-8
+    assert config.task == "regression"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"optimizer": {"lr": -0.1}}, "lr must be > 0, got -0.1"),
+        ({"model": {"hidden_size": 0}}, "hidden_size must be a positive integer, got 0"),
+        ({"model": {"dropout": 0.5}}, "needs num_layers >= 2"),
+        ({"model": {"dropout": 1.5, "num_layers": 2}}, "dropout must be in [0, 1), got 1.5"),
+        ({"plateau": {"threshold": 0.0}}, "plateau threshold must be > 0"),
+        ({"plateau": {"factor": 1.0}}, "plateau factor must be in (0, 1), got 1.0"),
+        ({"plateau": {"threshold_mode": "max"}}, "threshold_mode must be 'rel' or 'abs'"),
+        ({"plateau": {"min_lr": 1.0}}, "min_lr (1.0) must not exceed lr (0.01)"),
+        ({"training": {"dtype": "float16"}}, "dtype must be 'float32' or 'float64', got 'float16'"),
+        ({"training": {"epochs": "ten"}}, "training.epochs must be an integer, got 'ten'"),
+        ({"data": {"dataset": "mnist"}}, "dataset must be one of sine, adding, digits, csv, got 'mnist'"),
+        ({"data": {"splits": [0.5, 0.5, 0.5]}}, "splits must be three positive fractions"),
+        ({"data": {"dataset": "csv"}}, "dataset 'csv' needs a file: pass --csv PATH"),
+        ({"clipping": {"max_norm": -1.0}}, "clip max_norm must be > 0 when clipping is on"),
+        ({"backend": "torch", "clipping": {"style": "optax"}}, "clipping style 'optax' exists only on the JAX backend"),
+        ({"model": {"head": "classification"}}, "head 'classification' does not fit dataset 'sine'"),
+        ({"modle": {}}, "unknown config section 'modle'"),
+        ({"model": {"hiden_size": 3}}, "unknown field model.hiden_size"),
+        ({"backend": "tensorflow"}, "backend must be 'torch' or 'jax', got 'tensorflow'"),
+    ],
+)
+def test_bad_values_name_field_value_and_fix(raw, message):
+    with pytest.raises(ConfigError) as error:
+        from_dict(raw)
+    assert message in str(error.value)
+
+
+def test_optax_clip_style_is_allowed_on_jax():
+    assert from_dict({"backend": "jax", "clipping": {"style": "optax"}}).clipping.style == "optax"
+
+
+def test_digits_is_classification():
+    assert from_dict({"data": {"dataset": "digits"}}).task == "classification"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("run.toml", "[model]\nhidden_size = 48\nnum_layers = 2\n[optimizer]\nbetas = [0.8, 0.99]\n"),
+        ("run.yaml", "model:\n  hidden_size: 48\n  num_layers: 2\noptimizer:\n  betas: [0.8, 0.99]\n"),
+        ("run.json", '{"model": {"hidden_size": 48, "num_layers": 2}, "optimizer": {"betas": [0.8, 0.99]}}'),
+    ],
+)
+def test_load_file_formats(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    config = load_file(path)
+    assert config.model.hidden_size == 48 and config.model.num_layers == 2
+    assert config.optimizer.betas == (0.8, 0.99)
+    assert config.optimizer.lr == Config().optimizer.lr  # untouched fields keep their defaults
+
+
+def test_load_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_file(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\nhidden_size = 3")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_file(bad)
+    other = tmp_path / "run.py"
+    other.write_text("import os")
+    with pytest.raises(ConfigError, match=r"must end in \.toml, \.yaml, \.yml or \.json"):
+        load_file(other)
+
+
+def test_config_written_by_a_run_loads_back(tmp_path):
+    import json
+
+    config = from_dict({"model": {"hidden_size": 7}, "data": {"features": ["a", "b"], "target": "c"}})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert load_file(path) == config

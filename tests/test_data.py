@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lstm_core import data
+from lstm_core.config import from_dict
+
+
+def load(**fields):
+    return data.load(from_dict({"data": fields}))
+
+
+def test_sine_windows_are_chronological_and_scaled_on_train_only():
+    prepared = load(num_samples=1000, window=20)
+    assert prepared.train.x.shape == (700 - 20, 20, 1) and prepared.train.y.shape == (680, 1)
+    assert prepared.val.x.shape == (150 - 20, 20, 1) and prepared.test.x.shape == (130, 20, 1)
+    # The scaler saw only the first 700 points: its mean is theirs, and scaled train data has mean 0, std 1.
+    raw = np.sin(2 * np.pi * np.arange(1000) / data.SINE_PERIOD)  # noise aside
+    assert abs(prepared.feature_scaler.mean_[0] - raw[:700].mean()) < 0.02  # noise 0.1 / sqrt(700) ≈ 0.004
+    train_values = np.concatenate([prepared.train.x[0, :, 0], prepared.train.x[1:, -1, 0]])  # each point once
+    assert train_values.mean() == pytest.approx(0.0, abs=1e-3)  # the 20-step horizon tail is the only gap
+    assert prepared.raw_stats["inputs"]["mean"] == pytest.approx(prepared.feature_scaler.mean_.tolist())
+
+
+def test_target_is_the_next_step():
+    prepared = load(num_samples=300, window=10, horizon=1)
+    # Windows overlap: window i+1 ends with window i's target.
+    np.testing.assert_allclose(prepared.train.x[1:, -1, 0], prepared.train.y[:-1, 0], rtol=0, atol=1e-12)
+
+
+def test_inverse_targets_restores_original_units():
+    prepared = load(num_samples=300, window=10)
+    raw = prepared.inverse_targets(prepared.train.y)
+    np.testing.assert_allclose(raw.mean(), prepared.target_scaler.mean_[0], atol=0.05)
+    np.testing.assert_allclose(prepared.target_scaler.transform(raw), prepared.train.y, rtol=0, atol=1e-12)
+
+
+def test_scaler_uses_population_std():
+    prepared = load(num_samples=300, window=10)
+    raw_train = prepared.inverse_targets(prepared.train.y)
+    # sklearn's StandardScaler divides by the ddof=0 std; windows miss the first 10 points, hence the 2 %.
+    assert prepared.target_scaler.scale_[0] == pytest.approx(raw_train.std(ddof=0), rel=0.02)
+
+
+def test_no_scale_keeps_raw_values():
+    prepared = load(num_samples=300, window=10, scale=False)
+    assert prepared.feature_scaler is None and prepared.target_scaler is None
+    assert np.abs(prepared.train.x).max() < 1.6  # amplitude 1 plus noise 0.1 (6 sigma)
+
+
+def test_adding_problem_target_is_sum_of_marked_values():
+    prepared = load(dataset="adding", window=30, num_samples=200, scale=False)
+    x, y = prepared.train.x, prepared.train.y
+    assert x.shape[1:] == (30, 2)
+    assert np.all(x[:, :, 1].sum(axis=1) == 2)
+    np.testing.assert_allclose((x[:, :, 0] * x[:, :, 1]).sum(axis=1), y[:, 0], rtol=1e-12)
+    first_half = x[:, :15, 1].sum(axis=1)
+    assert np.all(first_half == 1)  # one marker in each half
+
+
+def test_digits_rows_as_time_steps():
+    prepared = load(dataset="digits")
+    assert prepared.task == "classification" and prepared.num_outputs == 10
+    assert prepared.train.x.shape[1:] == (8, 8) and prepared.train.y.dtype == np.int64
+    total = len(prepared.train) + len(prepared.val) + len(prepared.test)
+    assert total == 1797
+    assert set(np.unique(prepared.train.y)) == set(range(10))
+    assert prepared.target_scaler is None and prepared.raw_stats["targets"] is None
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a, b = load(dataset="adding", num_samples=100), load(dataset="adding", num_samples=100)
+    np.testing.assert_array_equal(a.train.x, b.train.x)
+    c = data.load(from_dict({"data": {"dataset": "adding", "num_samples": 100}, "training": {"seed": 1}}))
+    assert not np.array_equal(a.train.x, c.train.x)
+
+
+def test_epoch_batches_are_seeded_and_drop_the_partial_batch():
+    first = data.epoch_batches(100, 32, np.random.default_rng(5))
+    second = data.epoch_batches(100, 32, np.random.default_rng(5))
+    np.testing.assert_array_equal(first, second)
+    assert first.shape == (3, 32) and len(np.unique(first)) == 96
+    with pytest.raises(data.DataError, match="batch_size 64 exceeds the 40 training samples"):
+        data.epoch_batches(40, 64, np.random.default_rng(0))
+
+
+def write_csv(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_csv_forecasting(tmp_path):
+    rows = "\n".join(f"{i},{np.sin(i / 5):.6f},{np.cos(i / 5):.6f}" for i in range(200))
+    path = write_csv(tmp_path / "series.csv", "time,a,b\n" + rows + "\n")
+    prepared = load(dataset="csv", csv=path, features=["a", "b"], target="b", window=12)
+    assert prepared.train.x.shape == (140 - 12, 12, 2) and prepared.input_size == 2
+    assert prepared.raw_stats["targets"]["max"][0] == pytest.approx(np.cos(np.arange(140) / 5).max(), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("text", "fields", "message"),
+    [
+        ("a,b\n1,2\n", {"target": "c"}, "column 'c' is not in"),
+        ("", {"target": "a"}, "is empty"),
+        ("a,b\n", {"target": "a"}, "has a header but no data rows"),
+        ("a,b\n1,2\n3\n", {"target": "a"}, "line 3 has 1 fields, the header has 2"),
+        ("a,b\n1,x\n", {"target": "b"}, "line 2, column 'b': 'x' is not a number"),
+        ("a\n" + "1\n" * 20 + "nan\n" + "1\n" * 20, {"target": "a"}, "contains 1 NaN/inf value(s)"),
+        ("a\n" + "1\n2\n" * 10, {"target": "a"}, "the train split has 14 rows but a window of 20"),
+    ],
+)
+def test_csv_errors(tmp_path, text, fields, message):
+    path = write_csv(tmp_path / "bad.csv", text)
+    with pytest.raises(data.DataError) as error:
+        load(dataset="csv", csv=path, **fields)
+    assert message in str(error.value)
+
+
+def test_missing_csv(tmp_path):
+    with pytest.raises(data.DataError, match="does not exist; pass an existing file with --csv PATH"):
+        load(dataset="csv", csv=str(tmp_path / "nope.csv"), target="a")

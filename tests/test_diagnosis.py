@@ -1,0 +1,538 @@
+"""lstm_core.diagnosis on synthetic run directories written with the real RecordsWriter: one per cause,
+healthy runs, precedence, and the errors for broken directories. No training."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstm_core import diagnosis as dg
+from lstm_core.config import Config
+from lstm_core.records import RecordsWriter
+
+PARAMS = ("lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0", "head.weight", "head.bias")
+STEPS_PER_EPOCH = 25
+
+
+def healthy_loss(n: int, rng, floor=0.02, start=1.0, tau=80.0) -> np.ndarray:
+    steps = np.arange(1, n + 1)
+    return (floor + (start - floor) * np.exp(-steps / tau)) * rng.lognormal(0.0, 0.1, n)
+
+
+def healthy_grads(n: int, rng) -> np.ndarray:
+    return (0.3 + 1.5 * np.exp(-np.arange(n) / 150)) * rng.lognormal(0.0, 0.2, n)
+
+
+def flow_profile(T: int, ratio: float) -> np.ndarray:
+    """‖dL/dh_t‖ rising geometrically from ratio·0.1 at t0 to 0.1 at t{T-1}."""
+    return 0.1 * ratio ** (1 - np.arange(T) / (T - 1))
+
+
+def write_run(
+    path: Path,
+    loss,
+    grad_norm,
+    *,
+    lr=0.01,
+    clip=True,
+    max_norm=1.0,
+    val=None,
+    flow_ratio=1e-2,
+    T=20,
+    scaled=True,
+    task="regression",
+    inputs=None,
+    targets=None,
+    hidden=32,
+    num_layers=1,
+    num_classes=None,
+    dataset="sine",
+    weight_decay=0.0,
+) -> Path:
+    loss, grad_norm = np.asarray(loss, float), np.asarray(grad_norm, float)
+    n = len(loss)
+    lr = np.broadcast_to(np.asarray(lr, float), (n,)).copy()
+    clip_factor = np.minimum(1.0, max_norm / (grad_norm + 1e-6)) if clip else np.ones(n)
+    clip_factor = np.where(np.isfinite(clip_factor), clip_factor, np.nan)
+    steps = np.arange(1, n + 1)
+    epoch = (steps - 1) // STEPS_PER_EPOCH + 1
+    writer = RecordsWriter(path, PARAMS)
+    columns = {
+        "step": steps,
+        "epoch": epoch,
+        "loss": loss,
+        "grad_norm": grad_norm,
+        "clip_factor": clip_factor,
+        "lr": lr,
+    }
+    columns.update({f"grad_norm:{p}": grad_norm / math.sqrt(len(PARAMS)) for p in PARAMS})
+    writer.write_steps(columns)
+    num_epochs = int(epoch.max())
+    train = np.array([np.mean(loss[epoch == e]) for e in range(1, num_epochs + 1)])
+    val = train * 1.15 if val is None else np.asarray(val, float)
+    for e in range(num_epochs):
+        writer.write_epoch(
+            epoch=e + 1, train_loss=float(train[e]), val_loss=float(val[e]), lr=float(lr[e * 25]), seconds=0.5
+        )
+        if not math.isfinite(train[e]) or not math.isfinite(val[e]):
+            break
+    if flow_ratio is not None:
+        probe = steps[9::10]
+        norms = np.tile(flow_profile(T, flow_ratio), (len(probe), num_layers, 1))
+        norms[~np.isfinite(loss[probe - 1])] = np.nan
+        writer.write_grad_flow(probe, norms)
+    config = Config().to_dict()
+    config["backend"] = "torch"
+    config["model"].update(hidden_size=hidden, num_layers=num_layers)
+    config["optimizer"].update(lr=float(lr[0]), weight_decay=weight_decay)
+    config["clipping"].update(enabled=clip, max_norm=max_norm if clip else 0.0)
+    config["training"].update(epochs=num_epochs)
+    config["data"].update(dataset=dataset, window=T, scale=scaled)
+    writer.write_json("config.json", config)
+    if inputs is None:
+        inputs = {"mean": [0.01], "std": [0.7], "min": [-1.2], "max": [1.2]}
+    if targets is None and task == "regression":
+        targets = {"mean": [0.01], "std": [0.7], "min": [-1.2], "max": [1.2]}
+    writer.write_json("data_stats.json", {"scaled": scaled, "task": task, "inputs": inputs, "targets": targets})
+    writer.write_json(
+        "summary.json",
+        {
+            "backend": "torch",
+            "steps": n,
+            "epochs_run": num_epochs,
+            "final_train_loss": float(train[-1]),
+            "final_val_loss": float(val[-1]),
+            "test_loss": float(val[-1]),
+            "task": task,
+            "stopped_nonfinite": bool(not np.all(np.isfinite(loss))),
+            "num_classes": num_classes,
+        },
+    )
+    return path
+
+
+def run(path: Path) -> dg.Diagnosis:
+    return dg.diagnose(dg.load_run(path))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+# ----------------------------------------------------------------------------------------------- healthy runs
+def test_healthy_regression_run_has_no_cause(tmp_path, rng):
+    n = 500
+    d = run(write_run(tmp_path / "ok", healthy_loss(n, rng), healthy_grads(n, rng)))
+    assert d.causes == ()
+    assert d.healthy
+    assert {f.status for f in d.findings} == {"ok"}, dg.format_report(d)
+    assert "Healthy: no cause found." in dg.format_report(d)
+    assert d.finding("vanishing_gradients").numbers["ratio_first_to_last"] == pytest.approx(1e-2)
+    assert d.finding("lr_too_low").numbers["travel"] == pytest.approx(500 * 0.01 * math.sqrt(32))
+
+
+def test_healthy_classification_run_has_no_cause(tmp_path, rng):
+    n = 500
+    loss = healthy_loss(n, rng, floor=0.1, start=math.log(10))
+    d = run(
+        write_run(
+            tmp_path / "ok", loss, healthy_grads(n, rng), task="classification", num_classes=10, dataset="digits", T=8
+        )
+    )
+    assert d.causes == () and d.healthy
+    assert {f.status for f in d.findings} == {"ok"}, dg.format_report(d)
+    assert d.context["baseline"] == pytest.approx(math.log(10))
+    assert d.context["task"] == "classification"
+
+
+def test_healthy_run_without_grad_flow(tmp_path, rng):
+    n = 300
+    d = run(write_run(tmp_path / "ok", healthy_loss(n, rng), healthy_grads(n, rng), flow_ratio=None))
+    assert d.healthy
+    assert "grad_flow.csv was not recorded" in d.finding("vanishing_gradients").evidence
+
+
+# --------------------------------------------------------------------------------------------- one per cause
+def test_exploding_gradients(tmp_path, rng):
+    n = 250
+    loss = healthy_loss(n, rng)
+    grads = rng.lognormal(0.0, 0.2, n)
+    grads[211] = 3.1e4  # step 212
+    loss[212], loss[213] = 40.0, 1e6
+    loss[214:] = np.inf  # step 215: the rest of epoch 9 is non-finite, and the trainer stops
+    grads[214:] = np.nan
+    d = run(write_run(tmp_path / "boom", loss, grads, clip=False))
+    assert d.causes == ("exploding_gradients",), dg.format_report(d)
+    f = d.finding("exploding_gradients")
+    median_before = np.median(grads[161:211])
+    assert f.numbers["spike_step"] == 212
+    assert f.numbers["spike_ratio"] == pytest.approx(3.1e4 / median_before)
+    assert f.numbers["first_nonfinite_loss_step"] == 215
+    assert "reached 3.1e4 at step 212" in f.evidence
+    assert f"{3.1e4 / median_before:.3g}".replace("e+04", "e4") in f.evidence
+    assert "loss became inf at step 215" in f.evidence
+    assert f.remedy.startswith("--clip-norm 1.0")
+    assert "--lr 0.001" in f.remedy
+    assert d.finding("lr_too_high").status == "ok"
+
+
+def test_clipped_spike_is_only_suspect(tmp_path, rng):
+    n = 300
+    loss, grads = healthy_loss(n, rng), healthy_grads(n, rng)
+    grads[150] = grads[100:150].mean() * 500
+    d = run(write_run(tmp_path / "clipped", loss, grads, clip=True))
+    assert d.causes == ()
+    f = d.finding("exploding_gradients")
+    assert f.status == "suspect"
+    assert "contained it" in f.evidence
+    assert f.numbers["spike_step"] == 151
+
+
+def test_unclipped_spike_that_hurts_the_loss_is_found(tmp_path, rng):
+    n = 400
+    loss, grads = healthy_loss(n, rng), healthy_grads(n, rng)
+    grads[200] = np.median(grads[150:200]) * 400  # step 201
+    loss[201:] *= 5.0  # the update at step 201 knocked the loss up 5x and it stays there
+    d = run(write_run(tmp_path / "knock", loss, grads, clip=False))
+    assert d.causes == ("exploding_gradients",), dg.format_report(d)
+    f = d.finding("exploding_gradients")
+    assert f.numbers["spike_step"] == 201
+    assert f.numbers["spike_ratio"] == pytest.approx(400)
+    assert f.numbers["loss_jump"] == pytest.approx(np.median(loss[201:221]) / np.median(loss[180:200]))
+    assert "400× the median of the steps before it" in f.evidence
+    assert f"next 20 steps was {f.numbers['loss_jump']:.2g}× that of the 20 before, with clipping off" in f.evidence
+    assert d.finding("lr_too_high").status == "suspect"  # the rebound is there, but the spike explains it
+
+
+def test_unclipped_spike_without_damage_is_only_suspect(tmp_path, rng):
+    n = 300
+    loss, grads = healthy_loss(n, rng), healthy_grads(n, rng)
+    grads[150] = np.median(grads[100:150]) * 150
+    d = run(write_run(tmp_path / "blip", loss, grads, clip=False))
+    assert d.causes == ()
+    f = d.finding("exploding_gradients")
+    assert f.status == "suspect" and "clipping is off, but the loss did not visibly suffer" in f.evidence
+    assert f.remedy.startswith("--clip-norm 1.0")
+
+
+def test_lr_too_high_stuck_above_baseline(tmp_path, rng):
+    n = 500
+    loss = 2.0 * rng.lognormal(0.0, 0.1, n)  # worse than predicting the mean, and not improving
+    d = run(write_run(tmp_path / "stuck", loss, 2.0 * rng.lognormal(0.0, 0.3, n), lr=0.3))
+    assert d.causes == ("lr_too_high",), dg.format_report(d)
+    f = d.finding("lr_too_high")
+    assert f"stays at {f.numbers['final_loss']:.3g}, {f.numbers['final_loss']:.2g}× the trivial baseline 1.0" \
+        in f.evidence
+    assert f.remedy == "--lr 0.03"
+
+
+def test_lr_too_high_oscillating(tmp_path, rng):
+    n = 500
+    phase = (np.arange(n) // 50) % 2  # alternates every 50 steps: chunks of the curve go up and down
+    loss = np.where(phase == 0, 0.8, 3.0) * rng.lognormal(0.0, 0.1, n)
+    grads = 2.0 * rng.lognormal(0.0, 0.3, n)
+    d = run(write_run(tmp_path / "hot", loss, grads, lr=0.5, val=None))
+    assert d.causes == ("lr_too_high",), dg.format_report(d)
+    f = d.finding("lr_too_high")
+    curve = [np.median(c) for c in np.array_split(loss, 10)]  # 0.8, 3, 0.8, 3, ...
+    assert f.numbers["rebound"] == pytest.approx(max(curve[i] / min(curve[:i]) for i in range(1, 10)))
+    assert f.numbers["rebound"] > 3.0
+    assert f"climbed back to {f.numbers['rebound_loss']:.3g} by curve point" in f.evidence
+    assert f"{f.numbers['rebound']:.2g}× its earlier low {f.numbers['earlier_low']:.3g}" in f.evidence
+    assert f.remedy == "--lr 0.05"
+    under = d.finding("underfitting")
+    assert under.status == "suspect" and under.consequence_of == ("lr_too_high",)
+    assert d.finding("exploding_gradients").status == "ok"
+
+
+def test_lr_too_high_divergence_without_spike(tmp_path, rng):
+    n = 75
+    loss = np.geomspace(1.0, 50.0, n) * rng.lognormal(0.0, 0.05, n)
+    grads = np.linspace(1.0, 5.0, n) * rng.lognormal(0.0, 0.05, n)
+    loss[60:], grads[60:] = np.nan, np.nan  # step 61 onwards
+    d = run(write_run(tmp_path / "diverge", loss, grads, lr=1.0))
+    assert d.causes == ("lr_too_high",), dg.format_report(d)
+    f = d.finding("lr_too_high")
+    assert f.numbers["first_nonfinite_loss_step"] == 61
+    assert "the loss became nan at step 61 with no gradient spike" in f.evidence
+    assert "at lr 1" in f.evidence
+    assert f.remedy == "--lr 0.1"
+    assert d.finding("exploding_gradients").status == "ok"
+    assert d.finding("exploding_gradients").numbers["spike_ratio"] < dg.SPIKE_SUSPECT
+
+
+def test_lr_too_low(tmp_path, rng):
+    n = 500
+    loss = np.linspace(1.05, 1.0, n) * rng.lognormal(0.0, 0.05, n)
+    d = run(write_run(tmp_path / "cold", loss, healthy_grads(n, rng), lr=1e-5))
+    assert d.causes == ("lr_too_low",), dg.format_report(d)
+    f = d.finding("lr_too_low")
+    assert f.numbers["sum_lr"] == pytest.approx(5e-3)
+    assert f.numbers["travel"] == pytest.approx(5e-3 * math.sqrt(32))
+    assert "learning rates sum to 0.005" in f.evidence
+    assert "0.028×" in f.evidence
+    # suggested lr gives travel 10: 10 / (500 * sqrt(32)) = 0.0035
+    assert f.remedy == "--lr 0.0035"
+    assert d.finding("underfitting").status == "suspect"
+
+
+def test_vanishing_gradients(tmp_path, rng):
+    n = 500
+    loss = 0.97 * rng.lognormal(0.0, 0.05, n)
+    d = run(
+        write_run(
+            tmp_path / "vanish", loss, healthy_grads(n, rng), flow_ratio=1e-8, T=50, dataset="adding", num_layers=2
+        )
+    )
+    assert d.causes == ("vanishing_gradients",), dg.format_report(d)
+    f = d.finding("vanishing_gradients")
+    assert f.numbers["ratio_first_to_last"] == pytest.approx(1e-8)
+    assert f.numbers["T"] == 50
+    assert "at t0 is 1e-8 of its value at t49" in f.evidence
+    assert f.remedy == "--window 25 and --num-layers 1"
+    assert d.finding("underfitting").consequence_of == ("vanishing_gradients",)
+
+
+def test_tiny_grad_flow_ratio_with_falling_loss_is_ok(tmp_path, rng):
+    n = 300
+    d = run(write_run(tmp_path / "short-memory", healthy_loss(n, rng), healthy_grads(n, rng), flow_ratio=1e-9))
+    f = d.finding("vanishing_gradients")
+    assert f.status == "ok" and "does not need the early steps" in f.evidence
+    assert d.healthy
+
+
+def test_unscaled_data_alone(tmp_path, rng):
+    n = 300
+    inputs = {"mean": [1500.0], "std": [300.0], "min": [900.0], "max": [2100.0]}
+    targets = {"mean": [0.2], "std": [0.8], "min": [-1.0], "max": [1.5]}
+    loss = healthy_loss(n, rng, start=0.7, floor=0.05)
+    d = run(write_run(tmp_path / "raw", loss, healthy_grads(n, rng), scaled=False, inputs=inputs, targets=targets))
+    assert d.causes == ("unscaled_data",), dg.format_report(d)
+    f = d.finding("unscaled_data")
+    assert "input feature 0 has mean 1.5e3, std 300" in f.evidence
+    assert f.remedy == "drop --no-scale"
+    assert f.numbers["largest_magnitude"] == 1500.0
+    assert d.context["baseline"] == pytest.approx(0.64)
+
+
+def test_unscaled_data_is_root_of_exploding_gradients(tmp_path, rng):
+    n = 500
+    inputs = {"mean": [1500.0], "std": [300.0], "min": [900.0], "max": [2100.0]}
+    targets = {"mean": [5000.0], "std": [2000.0], "min": [0.0], "max": [1e4]}
+    loss = np.linspace(2.9e7, 2.2e7, n) * rng.lognormal(0.0, 0.05, n)
+    grads = 1e4 * rng.lognormal(0.0, 0.2, n)  # clip factor ~1e-4 on every step
+    d = run(write_run(tmp_path / "raw", loss, grads, scaled=False, inputs=inputs, targets=targets))
+    assert d.causes == ("unscaled_data", "exploding_gradients"), dg.format_report(d)
+    exploding = d.finding("exploding_gradients")
+    assert exploding.consequence_of == ("unscaled_data",)
+    assert "less than 0.01 on 100% of steps" in exploding.evidence
+    assert "may be a consequence of unscaled_data" in exploding.evidence
+    assert "target has mean 5e3, std 2e3" in d.finding("unscaled_data").evidence
+    assert d.context["baseline"] == pytest.approx(4e6)
+    assert d.finding("lr_too_high").status == "ok"  # the loss is falling, not overshooting
+    assert d.finding("underfitting").status == "suspect"
+
+
+def test_underfitting(tmp_path, rng):
+    n = 500
+    loss = healthy_loss(n, rng, floor=0.7, tau=60)
+    d = run(write_run(tmp_path / "small", loss, healthy_grads(n, rng), hidden=4))
+    assert d.causes == ("underfitting",), dg.format_report(d)
+    f = d.finding("underfitting")
+    assert f.numbers["loss_to_baseline"] == pytest.approx(0.7, rel=0.05)
+    assert f.numbers["still_falling"] is False
+    assert "the baseline 1.0, predicting the mean of the scaled targets" in f.evidence
+    assert f.remedy == "--hidden-size 8 or --num-layers 2"
+
+
+def test_overfitting(tmp_path, rng):
+    n = 500
+    loss = healthy_loss(n, rng, floor=0.01)
+    val = np.concatenate([np.linspace(1.0, 0.2, 8), np.linspace(0.22, 0.4, 12)])
+    d = run(write_run(tmp_path / "memorise", loss, healthy_grads(n, rng), val=val))
+    assert d.causes == ("overfitting",), dg.format_report(d)
+    f = d.finding("overfitting")
+    smooth = np.convolve(val, np.ones(3) / 3, mode="valid")
+    assert f.numbers["best_epoch"] == 8
+    assert f.numbers["min_val_loss"] == pytest.approx(smooth.min())
+    assert f.numbers["val_rise"] == pytest.approx(smooth[-1] / smooth.min())
+    assert (
+        f"val loss was lowest (0.2) at epoch 8; averaged over 3 epochs it ends at {smooth[-1]:.3g}, "
+        f"{smooth[-1] / smooth.min():.2g}× its best average {smooth.min():.3g}" in f.evidence
+    )
+    # one layer: dropout would do nothing, so weight decay or a smaller model
+    assert f.remedy == "--epochs 8 and --weight-decay 0.0001 or --hidden-size 16"
+
+
+def test_overfitting_remedy_uses_dropout_with_two_layers(tmp_path, rng):
+    n = 500
+    val = np.concatenate([np.linspace(1.0, 0.2, 8), np.linspace(0.22, 0.4, 12)])
+    d = run(
+        write_run(tmp_path / "memorise", healthy_loss(n, rng, floor=0.01), healthy_grads(n, rng), val=val, num_layers=2)
+    )
+    assert d.finding("overfitting").remedy == "--epochs 8 and --dropout 0.2"
+
+
+def test_nonfinite_loss_at_first_step_is_a_note(tmp_path, rng):
+    n = 25
+    loss = np.full(n, np.nan)
+    d = run(write_run(tmp_path / "nan-data", loss, np.full(n, np.nan)))
+    assert d.causes == ()
+    assert not d.healthy
+    assert "before any parameter update" in d.notes[0]
+    assert "check the data for nan/inf" in dg.format_report(d)
+
+
+# --------------------------------------------------------------------------------------------------- output
+def test_to_json_is_strict_json(tmp_path, rng):
+    n = 250
+    loss = healthy_loss(n, rng)
+    grads = rng.lognormal(0.0, 0.2, n)
+    grads[211] = 3.1e4
+    loss[214:], grads[214:] = np.inf, np.nan
+    d = run(write_run(tmp_path / "boom", loss, grads, clip=False))
+    out = dg.to_json(d)
+    text = json.dumps(out, allow_nan=False)
+    back = json.loads(text)
+    assert back["causes"] == ["exploding_gradients"]
+    assert back["healthy"] is False
+    assert set(back["findings"]) == set(dg.CAUSES)
+    assert back["findings"]["exploding_gradients"]["numbers"]["spike_step"] == 212
+    assert back["findings"]["exploding_gradients"]["remedy"].startswith("--clip-norm 1.0")
+    report = dg.format_report(d)
+    assert "Cause found: exploding_gradients" in report
+    assert "fix: --clip-norm 1.0" in report
+
+
+def test_load_run_parses_nonfinite_values(tmp_path, rng):
+    n = 50
+    loss = healthy_loss(n, rng)
+    loss[40], loss[41], loss[42] = np.inf, -np.inf, np.nan
+    records = dg.load_run(write_run(tmp_path / "r", loss, healthy_grads(n, rng)))
+    assert records.num_steps == 50
+    assert records.loss[40] == np.inf and records.loss[41] == -np.inf and np.isnan(records.loss[42])
+    assert records.step[0] == 1 and records.epoch[-1] == 2
+    assert set(records.param_grad_norms) == set(PARAMS)
+    assert records.grad_flow is not None and records.grad_flow.norms.shape == (5, 20)
+    assert records.config["model"]["hidden_size"] == 32
+
+
+def test_docstring_table_names_real_constants():
+    """The threshold table (copied into the README) names constants that exist, with the values it states."""
+    named = set(re.findall(r"`([A-Z][A-Z_]+)`", dg.__doc__))
+    assert {"SPIKE_FOUND", "LR_LOW_TRAVEL", "VANISH_RATIO", "OVERFIT_RISE", "UNSCALED_FOUND"} <= named
+    for name in named:
+        assert isinstance(getattr(dg, name), int | float), name
+    assert (dg.SPIKE_FOUND, dg.SPIKE_SUSPECT, dg.VANISH_RATIO, dg.HIGH_LOSS_RATIO) == (100.0, 20.0, 1e-6, 0.5)
+    assert (dg.LR_HIGH_REBOUND, dg.LR_HIGH_ABOVE_BASELINE, dg.LR_LOW_TRAVEL, dg.OVERFIT_RISE) == (2.0, 1.5, 1.0, 1.2)
+
+
+# --------------------------------------------------------------------------------------------------- errors
+def test_missing_directory(tmp_path):
+    with pytest.raises(dg.RunRecordsError, match="does not exist"):
+        dg.load_run(tmp_path / "nope")
+
+
+def test_file_instead_of_directory(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(dg.RunRecordsError, match="is a file, not a run directory"):
+        dg.load_run(tmp_path / "f.txt")
+
+
+def test_not_a_run(tmp_path):
+    with pytest.raises(dg.RunRecordsError, match=re.escape("not a run directory: it has no steps.csv or epochs.csv")):
+        dg.load_run(tmp_path)
+
+
+def test_missing_epochs_csv(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "epochs.csv").unlink()
+    with pytest.raises(dg.RunRecordsError, match=re.escape("lacks epochs.csv")):
+        dg.load_run(path)
+
+
+def test_truncated_row(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    text = (path / "steps.csv").read_text().rstrip("\n")
+    (path / "steps.csv").write_text(text.rsplit(",", 3)[0] + "\n")  # the last row lost 3 fields
+    with pytest.raises(dg.RunRecordsError,
+                       match=re.escape("steps.csv line 51 has 9 fields, the header has 12: the file is truncated")):
+        dg.load_run(path)
+
+
+def test_header_missing_columns(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "epochs.csv").read_text().splitlines()
+    (path / "epochs.csv").write_text(
+        "\n".join(
+            ["epoch,train_loss,lr,seconds"]
+            + [",".join(line.split(",")[:2] + line.split(",")[3:]) for line in lines[1:]]
+        )
+        + "\n"
+    )
+    with pytest.raises(dg.RunRecordsError, match=re.escape("epochs.csv header lacks required column")):
+        dg.load_run(path)
+
+
+def test_empty_steps_file(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "steps.csv").write_text("")
+    with pytest.raises(dg.RunRecordsError, match=r"steps\.csv .* is empty"):
+        dg.load_run(path)
+
+
+def test_zero_steps(tmp_path):
+    RecordsWriter(tmp_path / "r", PARAMS)  # writes only the headers, as a run that stopped in epoch 1
+    with pytest.raises(dg.RunRecordsError, match="zero optimizer steps"):
+        dg.load_run(tmp_path / "r")
+
+
+def test_not_a_number(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "steps.csv").read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[2] = "oops"
+    lines[3] = ",".join(fields)
+    (path / "steps.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(dg.RunRecordsError, match=re.escape("steps.csv line 4, column 'loss': 'oops' is not a number")):
+        dg.load_run(path)
+
+
+def test_truncated_json(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "summary.json").write_text('{"backend": "torch", "steps": ')
+    with pytest.raises(dg.RunRecordsError, match=re.escape("summary.json is not valid JSON")):
+        dg.load_run(path)
+
+
+def test_tiny_run_does_not_crash(tmp_path):
+    d = run(write_run(tmp_path / "tiny", [1.0, 0.9, 0.8], [1.0, 1.1, 0.9]))
+    assert set(dg.to_json(d)["findings"]) == set(dg.CAUSES)
+    assert "1 finite epochs are too few" in d.finding("overfitting").evidence
+
+
+def test_classification_without_num_classes_uses_initial_loss(tmp_path, rng):
+    n = 300
+    path = write_run(tmp_path / "c", healthy_loss(n, rng, start=2.3, floor=0.1), healthy_grads(n, rng),
+                     task="classification", dataset="digits", T=8)
+    (path / "summary.json").unlink()
+    d = run(path)
+    assert d.context["baseline"] == pytest.approx(np.median(dg.load_run(path).loss[:30]))
+    assert "the initial loss (the trivial baseline is unknown)" in d.context["baseline_meaning"]
+    assert d.healthy
+
+
+def test_optional_json_files_may_be_missing(tmp_path, rng):
+    n = 300
+    path = write_run(tmp_path / "r", healthy_loss(n, rng), healthy_grads(n, rng))
+    for name in ("summary.json", "config.json", "data_stats.json"):
+        (path / name).unlink()
+    d = run(path)
+    assert d.healthy
+    assert d.context["baseline"] == 1.0

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lstm_core import data, weights
+from lstm_core.config import Config
+from lstm_torch import optim as torch_optim
+from lstm_torch import train as torch_train
+from lstm_torch.model import LSTMModel
+from tests.conftest import replace
+
+
+def make_trainer(config):
+    prepared = data.load(config)
+    generators = data.seeded_generators(config.training.seed)
+    initial = weights.initial_weights(
+        prepared.input_size, config.model.hidden_size, config.model.num_layers, prepared.num_outputs, generators["init"]
+    )
+    return torch_train.Trainer(config, prepared, initial), prepared, generators, initial
+
+
+def test_state_dict_names_are_the_shared_names():
+    module = LSTMModel(input_size=5, hidden_size=17, num_layers=2, dropout=0.0, num_outputs=3)
+    expected = weights.parameter_shapes(5, 17, 2, 3)
+    assert {name: tuple(v.shape) for name, v in module.state_dict().items()} == expected
+
+
+def test_trainer_starts_from_the_given_weights(tiny_config):
+    trainer, _, _, initial = make_trainer(replace(tiny_config, training={"dtype": "float64"}))
+    for name, value in trainer.weights().items():
+        np.testing.assert_array_equal(value, initial[name])
+
+
+@torch.no_grad()
+def loss_with_perturbed_state(module, x, y, t_perturbed, layer, delta):
+    """Step the LSTM, adding `delta` (B, H) to layer `layer`'s h at time t_perturbed."""
+    state = None
+    for t in range(x.shape[1]):
+        _, (h, c) = module.lstm(x[:, t : t + 1], state)
+        if t == t_perturbed:
+            h = h.clone()
+            h[layer] += delta
+        state = (h, c)
+    return float(F.mse_loss(module.head(state[0][-1]), y))
+
+
+def test_hidden_state_gradient_probe_is_the_total_derivative():
+    """‖dL/dh_t‖ from the probe equals a finite-difference directional derivative of the loss w.r.t. h_t."""
+    torch.manual_seed(0)
+    module = LSTMModel(input_size=2, hidden_size=4, num_layers=2, dropout=0.0, num_outputs=1).double()
+    x, y = torch.randn(3, 6, 2, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64)
+    norms = module.hidden_state_gradients(x, y, F.mse_loss)  # (L, T)
+    assert norms.shape == (2, 6)
+    eps = 1e-5
+    for layer, t in [(0, 2), (1, 4), (1, 5)]:
+        # Along the gradient's own direction, the directional derivative is the gradient's norm.
+        grad_direction = torch.randn(3, 4, dtype=torch.float64)
+        slope = (
+            loss_with_perturbed_state(module, x, y, t, layer, eps * grad_direction)
+            - loss_with_perturbed_state(module, x, y, t, layer, -eps * grad_direction)
+        ) / (2 * eps)
+        # |slope| <= ‖grad‖ ‖direction‖ (Cauchy-Schwarz) must hold, and the bound is reached along the gradient:
+        assert abs(slope) <= float(norms[layer, t]) * float(grad_direction.norm()) * (1 + 1e-6)
+    # Exactly along the gradient: build it from autograd on the stepped graph and compare norms.
+    state, hidden = None, []
+    for t in range(6):
+        _, state = module.lstm(x[:, t : t + 1], state)
+        hidden.append(state[0])
+    grads = torch.autograd.grad(F.mse_loss(module.head(state[0][-1]), y), hidden)
+    unit = grads[2][0] / grads[2][0].norm()
+    slope = (
+        loss_with_perturbed_state(module, x, y, 2, 0, eps * unit)
+        - loss_with_perturbed_state(module, x, y, 2, 0, -eps * unit)
+    ) / (2 * eps)
+    # central differences, float64, eps 1e-5: truncation O(eps^2) ~1e-10 relative to a slope of order 1e-2
+    assert slope == pytest.approx(float(norms[0, 2]), rel=1e-6)
+
+
+def test_clip_reports_the_factor_torch_applied():
+    param = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    param.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    clipping = Config().clipping  # max_norm 1.0
+    norm, factor = torch_optim.clip_gradients([param], clipping)
+    assert float(norm) == 5.0 and float(factor) == 1 / (5.0 + 1e-6)
+    np.testing.assert_allclose(param.grad.numpy(), [3 / 5.000001, 4 / 5.000001], rtol=1e-15)
+    param.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    off = replace(Config(), clipping={"enabled": False}).clipping
+    norm, factor = torch_optim.clip_gradients([param], off)
+    assert float(norm) == 5.0 and float(factor) == 1.0 and param.grad.tolist() == [3.0, 4.0]
+
+
+def test_epoch_statistics_and_learning(tiny_config):
+    trainer, prepared, generators, _ = make_trainer(tiny_config)
+    before, _ = trainer.evaluate(prepared.val)
+    for epoch in range(4):
+        stats = trainer.train_epoch(data.epoch_batches(len(prepared.train), 16, generators["batches"]), 1 + 12 * epoch)
+    after, _ = trainer.evaluate(prepared.val)
+    # 48 steps at lr 0.01 on a clean sine: the val MSE drops several-fold (measured 0.518 -> 0.052 on JAX)
+    assert after < 0.3 * before
+    assert stats["grad_norms"].shape == (12, 6)
+    np.testing.assert_array_equal(stats["grad_flow_steps"], [40, 45])  # steps 37..48, probed every 5
+    assert stats["grad_flow"].shape == (2, 1, 10)
+    # Per-tensor norms compose the global norm: sqrt(sum of squares), float32 rounding (~1e-7)
+    np.testing.assert_allclose(np.sqrt((stats["grad_norms"] ** 2).sum(axis=1)), stats["grad_norm"], rtol=1e-5)
+
+
+def test_plateau_steps_on_validation_loss(tiny_config):
+    trainer, _, _, _ = make_trainer(replace(tiny_config, plateau={"patience": 0}))
+    trainer.end_epoch(1.0)
+    assert trainer.lr == 0.01
+    trainer.end_epoch(1.0)  # no improvement with patience 0: reduce at once
+    assert trainer.lr == pytest.approx(0.001, rel=1e-15)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lstm_core import weights
+
+
+def test_shapes_follow_nn_lstm_and_nn_linear():
+    shapes = weights.parameter_shapes(input_size=5, hidden_size=17, num_layers=2, num_outputs=3)
+    assert list(shapes) == [
+        "lstm.weight_ih_l0",
+        "lstm.weight_hh_l0",
+        "lstm.bias_ih_l0",
+        "lstm.bias_hh_l0",
+        "lstm.weight_ih_l1",
+        "lstm.weight_hh_l1",
+        "lstm.bias_ih_l1",
+        "lstm.bias_hh_l1",
+        "head.weight",
+        "head.bias",
+    ]
+    assert shapes["lstm.weight_ih_l0"] == (68, 5) and shapes["lstm.weight_ih_l1"] == (68, 17)
+    assert shapes["lstm.weight_hh_l1"] == (68, 17) and shapes["head.weight"] == (3, 17)
+
+
+def test_same_seed_same_draw_and_torch_bounds():
+    draw = [weights.initial_weights(5, 16, 2, 1, np.random.default_rng(3)) for _ in range(2)]
+    for name in draw[0]:
+        np.testing.assert_array_equal(draw[0][name], draw[1][name])
+    bound = 1 / np.sqrt(16)  # nn.LSTM and nn.Linear(16, .) both draw U(±1/sqrt(16))
+    values = np.concatenate([v.ravel() for v in draw[0].values()])
+    assert values.min() >= -bound and values.max() <= bound
+    # 1,600 uniform draws: the extremes land within 2 % of the bound (probability of failing < 1e-13)
+    assert values.max() > 0.98 * bound and values.min() < -0.98 * bound
+    other = weights.initial_weights(5, 16, 2, 1, np.random.default_rng(4))
+    assert not np.array_equal(other["lstm.weight_hh_l0"], draw[0]["lstm.weight_hh_l0"])
+
+
+def test_save_load_roundtrip_is_exact(tmp_path):
+    original = weights.initial_weights(3, 4, 1, 2, np.random.default_rng(0))
+    weights.save(original, tmp_path / "w.safetensors")
+    loaded = weights.load(tmp_path / "w.safetensors")
+    assert list(loaded) == list(original) or set(loaded) == set(original)
+    for name, value in original.items():
+        np.testing.assert_array_equal(loaded[name], value)
+
+
+def test_corrupt_and_missing_files_give_clear_errors(tmp_path):
+    corrupt = tmp_path / "w.safetensors"
+    corrupt.write_bytes(b"\x00\x01 not a safetensors file")
+    with pytest.raises(weights.WeightsError, match="is corrupt or not safetensors"):
+        weights.load(corrupt)
+    with pytest.raises(weights.WeightsError, match="does not exist"):
+        weights.load(tmp_path / "missing.safetensors")
+
+
+def test_check_weights_names_each_problem():
+    expected = weights.parameter_shapes(1, 4, 1, 1)
+    given = weights.initial_weights(1, 4, 1, 1, np.random.default_rng(0))
+    given["lstm.weight_hh_l0"] = np.zeros((16, 5))
+    del given["head.bias"]
+    given["lstm.weight_ih_l1"] = np.zeros((16, 4))
+    with pytest.raises(weights.WeightsError) as error:
+        weights.check_weights(given, expected, "run a")
+    message = str(error.value)
+    assert "missing head.bias" in message
+    assert "unexpected lstm.weight_ih_l1" in message
+    assert "lstm.weight_hh_l0 is (16, 5), expected (16, 4)" in message
