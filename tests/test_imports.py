@@ -14,7 +14,8 @@ import {package}
 for module in pkgutil.walk_packages({package}.__path__, "{package}."):
     importlib.import_module(module.name)
 import json
-print(json.dumps(sorted(name for name in ("torch", "jax", "flax", "optax", "lstm_torch", "lstm_jax") if name in sys.modules)))
+watched = ("torch", "jax", "flax", "optax", "lstm_torch", "lstm_jax")
+print(json.dumps(sorted(name for name in watched if name in sys.modules)))
 """
 
 
