@@ -1,0 +1,192 @@
+"""`lstm-bench`: one training step of each implementation, timed side by side in one process.
+
+    lstm-bench --quick --out benchmarks/results/cpu-quick      # reduced set, under two minutes on 2 cores
+    lstm-bench --out benchmarks/results/cpu                    # the full grid
+    lstm-bench --scaling --out benchmarks/results/cpu-scaling  # cost against sequence length and hidden size
+    lstm-bench --end-to-end --out ...                          # the default lstm-train job, process start to summary
+
+Every ratio is against `torch-eager` measured in the same run. GFLOP/s count the step's matmul FLOPs
+(`measure.lstm_step_flops`) and are compared with the float32 matmul peak measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks import impls, report
+from benchmarks.impls import PER_CALL_BATCHES, Shape
+from benchmarks.measure import lstm_step_flops, time_calls
+from benchmarks.peak import matmul_peak_gflops
+
+GRID = [Shape(32, 50, 1, 64, 1), Shape(64, 100, 8, 128, 1), Shape(128, 100, 32, 256, 2), Shape(16, 500, 1, 64, 1)]
+QUICK_GRID = [Shape(32, 50, 1, 64, 1), Shape(16, 500, 1, 64, 1), Shape(64, 100, 8, 128, 1)]
+IMPLS = list(impls.BUILDERS)
+GPU_IMPLS = ["torch-cudnn", "jax-cudnn"]
+
+
+def environment(device: str) -> dict:
+    import torch
+
+    versions = {name: metadata.version(name) for name in ("jax", "jaxlib", "flax", "optax", "torch", "numpy")}
+    info = {
+        "device": device,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if device == "gpu":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def bench_one(impl: str, shape: Shape, device: str, budget_s: float, peak: float, **training) -> dict:
+    row = {
+        "impl": impl,
+        "batch": shape.batch,
+        "seq_len": shape.seq_len,
+        "input_size": shape.input_size,
+        "hidden_size": shape.hidden_size,
+        "num_layers": shape.num_layers,
+    }
+    try:
+        built = impls.BUILDERS[impl](shape, device, **training)
+        timing = time_calls(built.step, budget_s=budget_s)
+    except Exception as error:  # a peer that cannot run this shape is reported, not fatal
+        return {**row, "error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
+    per_batch = PER_CALL_BATCHES.get(impl, 1)
+    median = timing.median_ms / per_batch
+    gflops = (
+        lstm_step_flops(shape.batch, shape.seq_len, shape.input_size, shape.hidden_size, shape.num_layers)
+        / median
+        / 1e6
+    )
+    return {
+        **row,
+        "median_ms": median,
+        "min_ms": timing.min_ms / per_batch,
+        "max_ms": timing.max_ms / per_batch,
+        "repeats": timing.repeats,
+        "compile_s": built.compile_s,
+        "gflops": gflops,
+        "peak_fraction": gflops / peak,
+        "peak_memory_mb": timing.peak_memory_mb,
+        "note": built.note,
+    }
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """ratio_vs_torch_eager = torch-eager's median / this median, for the same shape (> 1: faster than torch)."""
+    key = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
+    reference = {
+        tuple(r[k] for k in key): r["median_ms"] for r in rows if r["impl"] == "torch-eager" and "median_ms" in r
+    }
+    for row in rows:
+        base = reference.get(tuple(row[k] for k in key))
+        row["ratio_vs_torch_eager"] = base / row["median_ms"] if base and "median_ms" in row else None
+
+
+def run_grid(shapes, impl_names, device, budget_s, **training) -> dict:
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    peak = matmul_peak_gflops(device)
+    rows = []
+    for shape in shapes:
+        for impl in impl_names:
+            print(f"  {impl:14s} {shape}", file=sys.stderr, flush=True)
+            rows.append(bench_one(impl, shape, device, budget_s, peak["peak"], **training))
+    add_ratios(rows)
+    return {"environment": environment(device), "matmul_peak_gflops": peak, "rows": rows}
+
+
+def end_to_end(device: str, runs: int = 1) -> list[dict]:
+    """The default `lstm-train` job for each backend, timed from process start to the final summary."""
+    rows = []
+    for backend in ("torch", "jax"):
+        for _ in range(runs):
+            out = Path("runs") / f"bench-e2e-{backend}"
+            started = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "lstm_core.cli",
+                    "--backend",
+                    backend,
+                    "--quiet",
+                    "--out",
+                    str(out),
+                    "--device",
+                    device,
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            wall = time.perf_counter() - started
+            summary = json.loads((out / "summary.json").read_text())
+            rows.append(
+                {
+                    "backend": backend,
+                    "process_wall_s": wall,
+                    "train_wall_s": summary["wall_seconds"],
+                    "compile_s": summary["compile_seconds"],
+                    "final_val_loss": summary["final_val_loss"],
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lstm-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", default="benchmarks/results/latest", help="directory for results")
+    parser.add_argument("--quick", action="store_true", help="reduced grid, shorter timing budget")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--impls", default=",".join(IMPLS), help="comma-separated implementations")
+    parser.add_argument("--budget", type=float, default=None, help="seconds of timed repeats per row")
+    parser.add_argument("--unroll", type=int, default=1, help="lax.scan unroll for the JAX trainer rows")
+    parser.add_argument("--scaling", action="store_true", help="time and memory against seq_len and hidden size")
+    parser.add_argument("--end-to-end", action="store_true", help="also time the default lstm-train job")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    impl_names = [name for name in args.impls.split(",") if name]
+    if args.device == "gpu":
+        impl_names += [name for name in GPU_IMPLS if name in impls.BUILDERS and name not in impl_names]
+    budget = args.budget or (0.5 if args.quick else 2.0)
+    training = {"unroll": args.unroll} if args.unroll != 1 else {}
+    if args.scaling:
+        from benchmarks import scaling
+
+        results = scaling.run(args.device, budget, quick=args.quick)
+        (out / "scaling.json").write_text(json.dumps(results, indent=2) + "\n")
+        report.scaling_chart(results, out / "scaling.png")
+        print(report.scaling_table(results))
+        return 0
+    results = run_grid(QUICK_GRID if args.quick else GRID, impl_names, args.device, budget, **training)
+    results["command"] = "lstm-bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.end_to_end:
+        results["end_to_end"] = end_to_end(args.device)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = report.markdown(results)
+    (out / "results.md").write_text(table)
+    report.ratio_chart(results, out / "results.png")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The implementations `lstm-bench` times, each built for one shape on the same synthetic data.
+
+Every builder returns an `Impl`: `compile_s` (compile or first-call overhead, measured separately) and `step`,
+which runs one training step (forward, backward, clipping, Adam update) and blocks until it is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from lstm_core import weights as weights_io
+from lstm_core.config import Config, DataConfig, ModelConfig, PlateauConfig, TrainingConfig
+from lstm_core.data import Prepared, Split
+
+NUM_BATCHES = 8  # batches per epoch in the benchmark data: jax-epoch's time is divided by this
+
+
+@dataclass(frozen=True)
+class Shape:
+    batch: int
+    seq_len: int
+    input_size: int
+    hidden_size: int
+    num_layers: int
+
+    def __str__(self) -> str:
+        return f"({self.batch},{self.seq_len},{self.input_size},{self.hidden_size},{self.num_layers})"
+
+
+@dataclass
+class Impl:
+    compile_s: float
+    step: Callable[[], object]
+    note: str = ""
+
+
+def synthetic_data(shape: Shape, seed: int = 0) -> Prepared:
+    """NUM_BATCHES batches of standard-normal inputs and regression targets."""
+    rng = np.random.default_rng(seed)
+    n = shape.batch * NUM_BATCHES
+    split = Split(x=rng.standard_normal((n, shape.seq_len, shape.input_size)), y=rng.standard_normal((n, 1)))
+    stats = {"inputs": None, "targets": None}
+    return Prepared(split, split, split, "regression", 1, None, None, stats)
+
+
+def bench_config(shape: Shape, backend: str, device: str = "cpu", **training) -> Config:
+    """float32, clipping on (torch style), no plateau (it acts per epoch, not per step), no ‖dL/dh_t‖ probe."""
+    fields = {"dtype": "float32", "batch_size": shape.batch, "grad_flow_every": 0, "device": device, **training}
+    return Config(
+        backend=backend,
+        model=ModelConfig(hidden_size=shape.hidden_size, num_layers=shape.num_layers),
+        plateau=PlateauConfig(enabled=False),
+        training=TrainingConfig(**{k: v for k, v in fields.items() if k in _TRAINING_FIELDS}),
+        data=DataConfig(window=shape.seq_len),
+    )
+
+
+_TRAINING_FIELDS = {f.name for f in dataclasses.fields(TrainingConfig)}
+
+
+def initial(shape: Shape) -> dict[str, np.ndarray]:
+    return weights_io.initial_weights(
+        shape.input_size, shape.hidden_size, shape.num_layers, 1, np.random.default_rng(0)
+    )
+
+
+def batch_rows(num_batches: int, batch: int) -> np.ndarray:
+    return np.arange(num_batches * batch).reshape(num_batches, batch)
+
+
+def torch_trainer(shape: Shape, device: str, compile_model: bool) -> Impl:
+    import torch
+
+    from lstm_torch.train import Trainer
+
+    trainer = Trainer(bench_config(shape, "torch", device), synthetic_data(shape), initial(shape))
+    note = ""
+    if compile_model:
+        trainer.model = torch.compile(trainer.model)
+    rows = batch_rows(NUM_BATCHES, shape.batch)
+    counter = iter(range(10**9))
+    sync = torch.cuda.synchronize if device == "gpu" else (lambda: None)
+
+    def step():
+        i = next(counter)
+        trainer.train_epoch(rows[i % NUM_BATCHES : i % NUM_BATCHES + 1], i + 1)  # returns numpy: synchronised
+        sync()
+
+    started = time.perf_counter()
+    step()  # first call: torch.compile compiles here; eager pays one-off kernel set-up
+    return Impl(time.perf_counter() - started, step, note)
+
+
+def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Impl:
+    from lstm_jax.train import Trainer
+
+    config = bench_config(shape, "jax", device, **training)
+    trainer = Trainer(config, synthetic_data(shape), initial(shape))
+    rows = batch_rows(NUM_BATCHES, shape.batch)
+    compile_s = trainer.compile_seconds
+    if whole_epoch:
+        return Impl(compile_s, lambda: trainer.train_epoch(rows, 1))  # stats fetched to host: synchronised
+    started = time.perf_counter()
+    trainer._compiled_epoch(1)
+    compile_s += time.perf_counter() - started
+    counter = iter(range(10**9))
+
+    def step():
+        i = next(counter) % NUM_BATCHES
+        trainer.train_epoch(rows[i : i + 1], i + 1)
+
+    return Impl(compile_s, step)
+
+
+def flax_stock(shape: Shape, device: str) -> Impl:
+    """flax.linen.RNN(OptimizedLSTMCell) layers and a Dense head, with the same optax chain, the way a Flax
+    user writes it today (Flax's own parameter layout and initialisation)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import linen as nn
+
+    from lstm_jax import optim
+
+    class StockLSTM(nn.Module):
+        hidden_size: int
+        num_layers: int
+
+        @nn.compact
+        def __call__(self, x):  # (B, T, In)
+            for _ in range(self.num_layers):
+                x = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size))(x)  # (B, T, H)
+            return nn.Dense(1)(x[:, -1])  # (B, 1)
+
+    config = bench_config(shape, "jax", device)
+    data = synthetic_data(shape)
+    target = jax.devices("gpu" if device == "gpu" else "cpu")[0]
+    x = jax.device_put(jnp.asarray(data.train.x, jnp.float32), target)
+    y = jax.device_put(jnp.asarray(data.train.y, jnp.float32), target)
+    model = StockLSTM(shape.hidden_size, shape.num_layers)
+    params = model.init(jax.random.key(0), x[: shape.batch])["params"]
+    tx = optim.build_optimizer(config)
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def step_fn(params, opt_state, index):
+        def loss_fn(params):
+            return jnp.mean((model.apply({"params": params}, x[index]) - y[index]) ** 2)
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    rows = jnp.asarray(batch_rows(NUM_BATCHES, shape.batch))
+    state = {"params": params, "opt_state": tx.init(params)}
+    started = time.perf_counter()
+    compiled = step_fn.lower(state["params"], state["opt_state"], rows[0]).compile()
+    compile_s = time.perf_counter() - started
+    counter = iter(range(10**9))
+
+    def step():
+        i = next(counter) % NUM_BATCHES
+        state["params"], state["opt_state"], loss = compiled(state["params"], state["opt_state"], rows[i])
+        loss.block_until_ready()
+
+    return Impl(compile_s, step)
+
+
+BUILDERS = {
+    "torch-eager": partial(torch_trainer, compile_model=False),
+    "torch-compile": partial(torch_trainer, compile_model=True),
+    "jax-step": partial(jax_trainer, whole_epoch=False),
+    "jax-epoch": partial(jax_trainer, whole_epoch=True),
+    "flax-stock": flax_stock,
+}
+PER_CALL_BATCHES = {"jax-epoch": NUM_BATCHES}  # a jax-epoch call runs every batch; the others run one
