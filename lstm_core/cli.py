@@ -66,6 +66,7 @@ FLAGS = [
     ("--dtype", "training", "dtype", str, "float32 (default) or float64"),
     ("--grad-flow-every", "training", "grad_flow_every", int, "record ‖dL/dh_t‖ every N steps (0: never)"),
     ("--unroll", "training", "unroll", int, "lax.scan unroll of the JAX recurrence"),
+    ("--backward", "training", "backward", str, "JAX backward pass of the recurrence: custom or autodiff"),
     ("--device", "training", "device", str, "cpu (default) or gpu (the first CUDA GPU)"),
     (
         "--init-from",
@@ -82,6 +83,7 @@ CHOICES = {
     "--clip-style": ("torch", "optax"),
     "--plateau-threshold-mode": ("rel", "abs"),
     "--dtype": ("float32", "float64"),
+    "--backward": ("custom", "autodiff"),
     "--device": ("cpu", "gpu"),
 }
 
@@ -103,7 +105,17 @@ def build_parser(prog: str = "lstm-train", description: str | None = None) -> ar
     parser.add_argument("--clip-norm", type=float, help="clip_grad_norm_ max norm; 0 turns clipping off")
     parser.add_argument("--no-plateau", action="store_true", help="keep the learning rate fixed")
     parser.add_argument("--no-scale", action="store_true", help="train on raw data (no StandardScaler)")
+    parser.add_argument(
+        "--remat",
+        action="store_true",
+        help="JAX: recompute the recurrence in the backward pass (less memory, more time)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--doctor",
+        action="store_true",
+        help="diagnose the run at the end (as lstm-doctor); exit 3 when a cause is found",
+    )
     return parser
 
 
@@ -121,6 +133,8 @@ def config_from_args(args: argparse.Namespace) -> config_io.Config:
         overrides.setdefault("plateau", {})["enabled"] = False
     if args.no_scale:
         overrides.setdefault("data", {})["scale"] = False
+    if args.remat:
+        overrides.setdefault("training", {})["remat"] = True
     if args.backend:
         overrides["backend"] = args.backend
     return config_io.from_dict(overrides, base)
@@ -156,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_summary(summary))
     print(f"  records in {args.out}")
+    if args.doctor or summary["stopped_nonfinite"]:  # a run that blew up always gets the diagnosis
+        from lstm_core import doctor
+
+        text, code = doctor.report(args.out)
+        print(text)
+        if args.doctor and code != doctor.EXIT_HEALTHY:
+            return code
     return 1 if summary["stopped_nonfinite"] else 0
 
 

@@ -78,6 +78,8 @@ class TrainingConfig:
     dtype: str = "float32"
     grad_flow_every: int = 10  # record ‖dL/dh_t‖ every N optimizer steps (0: never)
     unroll: int = 1  # lax.scan unroll of the JAX recurrence
+    backward: str = "custom"  # JAX backward pass of the recurrence: custom (hand-written, faster) | autodiff
+    remat: bool = False  # JAX: recompute the recurrence's activations in the backward pass (memory for time)
     device: str = "cpu"  # cpu | gpu (the first CUDA GPU)
     init_from: str | None = None  # a run directory: start from its weights and its fitted scaler
 
@@ -309,6 +311,7 @@ def validate(config: Config) -> Config:
         f"grad_flow_every must be an integer >= 0, got {t.grad_flow_every!r}",
     )
     _positive_int("unroll", t.unroll)
+    _require(t.backward in ("custom", "autodiff"), f"backward must be 'custom' or 'autodiff', got {t.backward!r}")
     _require(t.device in ("cpu", "gpu"), f"device must be 'cpu' or 'gpu', got {t.device!r}")
 
     _require(d.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}, got {d.dataset!r}")

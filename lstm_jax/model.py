@@ -15,6 +15,7 @@ import numpy as np
 from flax import linen as nn
 
 from lstm_core import convert
+from lstm_jax.fused import fused_layer
 
 
 def torch_uniform(bound: float):
@@ -26,11 +27,14 @@ def torch_uniform(bound: float):
     return init
 
 
-def lstm_layer(xs: jax.Array, w_ih, w_hh, b_ih, b_hh, h_perturb: jax.Array, unroll: int = 1) -> jax.Array:
-    """One LSTM layer over time from a zero state.
+def lstm_layer(
+    xs: jax.Array, w_ih, w_hh, b_ih, b_hh, h_perturb: jax.Array, unroll: int = 1, remat: bool = False
+) -> jax.Array:
+    """One LSTM layer over time from a zero state, differentiated by autodiff (`fused.fused_layer` is the same
+    maths with a hand-written backward pass, the default).
 
     xs (T, B, In) time-major; h_perturb (T, B, H) is added to every h_t (zeros: its gradient is dL/dh_t).
-    Returns hs (T, B, H).
+    Returns hs (T, B, H). With `remat` each step is recomputed in the backward pass instead of stored.
     """
     batch, hidden = xs.shape[1], w_hh.shape[1]
     gates_x = xs @ w_ih.T + (b_ih + b_hh)  # (T, B, 4H): the input projection, one matmul for all steps
@@ -45,7 +49,7 @@ def lstm_layer(xs: jax.Array, w_ih, w_hh, b_ih, b_hh, h_perturb: jax.Array, unro
         return (h, c), h
 
     zeros = jnp.zeros((batch, hidden), xs.dtype)
-    _, hs = jax.lax.scan(step, (zeros, zeros), (gates_x, h_perturb), unroll=unroll)
+    _, hs = jax.lax.scan(jax.checkpoint(step) if remat else step, (zeros, zeros), (gates_x, h_perturb), unroll=unroll)
     return hs
 
 
@@ -54,6 +58,8 @@ class LSTMStack(nn.Module):
     num_layers: int
     dropout: float = 0.0
     unroll: int = 1
+    backward: str = "custom"  # custom: fused.fused_layer; autodiff: lstm_layer
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, h_perturb: jax.Array, *, train: bool) -> jax.Array:
@@ -68,7 +74,10 @@ class LSTMStack(nn.Module):
             w_hh = self.param(f"weight_hh_l{k}", init, (4 * hidden, hidden), x.dtype)
             b_ih = self.param(f"bias_ih_l{k}", init, (4 * hidden,), x.dtype)
             b_hh = self.param(f"bias_hh_l{k}", init, (4 * hidden,), x.dtype)
-            hs = lstm_layer(hs, w_ih, w_hh, b_ih, b_hh, h_perturb[k], self.unroll)  # (T, B, H)
+            if self.backward == "custom":
+                hs = fused_layer(self.unroll, self.remat)(w_ih, w_hh, b_ih + b_hh, hs, h_perturb[k])  # (T, B, H)
+            else:
+                hs = lstm_layer(hs, w_ih, w_hh, b_ih, b_hh, h_perturb[k], self.unroll, self.remat)  # (T, B, H)
         return hs
 
 
@@ -93,14 +102,17 @@ class LSTMModel(nn.Module):
     num_outputs: int
     dropout: float = 0.0
     unroll: int = 1
+    backward: str = "custom"
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, h_perturb: jax.Array | None = None, *, train: bool = False) -> jax.Array:
         if h_perturb is None:
             h_perturb = zero_perturbation(self.num_layers, x.shape[1], x.shape[0], self.hidden_size, x.dtype)
-        hs = LSTMStack(self.hidden_size, self.num_layers, self.dropout, self.unroll, name="lstm")(
-            x, h_perturb, train=train
-        )  # (T, B, H)
+        stack = LSTMStack(
+            self.hidden_size, self.num_layers, self.dropout, self.unroll, self.backward, self.remat, name="lstm"
+        )
+        hs = stack(x, h_perturb, train=train)  # (T, B, H)
         return TorchLinear(self.num_outputs, name="head")(hs[-1])  # (B, O)
 
 

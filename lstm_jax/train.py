@@ -105,7 +105,9 @@ def predict(params, x, *, model: LSTMModel) -> jax.Array:
 
 
 def step_details(params, x_train, y_train, index, key, *, model: LSTMModel, task: str) -> dict:
-    """Outputs (B, O), loss and gradients (a params tree) on the samples `index` (B,), with no update."""
+    """Outputs (B, O), loss and gradients (a params tree) on the samples `index` (B,), with no update; `key` is
+    the state's key, split as `train_step` splits it."""
+    _, key = jax.random.split(key)
 
     def loss_and_outputs(params):
         outputs = model.apply({"params": params}, x_train[index], train=True, rngs={"dropout": key})  # (B, O)
@@ -127,13 +129,16 @@ class Trainer:
         self.task = data.task
         self.param_names = tuple(weights)
         m = config.model
-        self.model = LSTMModel(m.hidden_size, m.num_layers, data.num_outputs, m.dropout, config.training.unroll)
+        t = config.training
+        self.model = LSTMModel(m.hidden_size, m.num_layers, data.num_outputs, m.dropout, t.unroll, t.backward, t.remat)
         self.tx = optim.build_optimizer(config)
         params = from_torch_names(weights, self.dtype)
         state = TrainState(params, self.tx.init(params), jax.random.key(config.training.seed))
         self.state = jax.device_put(state, self.device)
         self.plateau = optim.build_plateau(config.plateau, config.optimizer.lr) if config.plateau.enabled else None
         self.plateau_state = optim.plateau_init(self.plateau, self.dtype) if self.plateau else None
+        # jitted: called eagerly, reduce_on_plateau's lax.cond compiles anew every epoch (0.25 s each)
+        self._plateau_step = jax.jit(partial(optim.plateau_step, self.plateau)) if self.plateau else None
         self.x_train, self.y_train = self._arrays(data.train)
 
         self.compile_seconds = 0.0
@@ -201,7 +206,7 @@ class Trainer:
         """Step reduce_on_plateau once on the validation loss and hand its lr to Adam for the next epoch."""
         if self.plateau is None:
             return
-        self.plateau_state, lr = optim.plateau_step(self.plateau, self.plateau_state, val_loss)
+        self.plateau_state, lr = self._plateau_step(self.plateau_state, val_loss)
         opt_state = jax.device_put(optim.with_learning_rate(self.state.opt_state, lr), self.device)
         self.state = self.state._replace(opt_state=opt_state)
 
@@ -216,9 +221,8 @@ class Trainer:
         params = self.state.params
         if weights is not None:
             params = jax.device_put(from_torch_names(weights, self.dtype), self.device)
-        _, dropout_key = jax.random.split(self.state.key)
         index = jax.device_put(jnp.asarray(batch, jnp.int32), self.device)
-        details = jax.device_get(self._step_details(params, self.x_train, self.y_train, index, dropout_key))
+        details = jax.device_get(self._step_details(params, self.x_train, self.y_train, index, self.state.key))
         grads = to_torch_names(details["grads"])
         return {
             "loss": float(details["loss"]),
