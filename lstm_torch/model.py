@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -24,16 +25,35 @@ class LSTMModel(nn.Module):
     def hidden_state_gradients(self, x: torch.Tensor, targets: torch.Tensor, loss_fn) -> torch.Tensor:
         """‖dL/dh_t‖ (L, T) for every layer and time step, norms over batch and hidden.
 
-        nn.LSTM keeps h_t inside its kernel, so the total derivative w.r.t. h_t is read by stepping the same
-        module one time step at a time and keeping each step's (h_t of every layer) in the graph. Parameter
-        gradients of this probe are discarded; the model's mode (dropout) is used as it is.
+        The total derivative: layer k's h_t feeds both layer k at t + 1 and layer k + 1 at t. nn.LSTM keeps
+        h_t inside its kernel (and hands the next layer a separate copy), so the probe steps the same weights
+        through the cell's equations, one layer and one time step at a time, and gives both uses the one
+        tensor h_t. Parameter gradients of this probe are discarded; the model's mode (dropout) is used as it is.
         """
-        state = None
-        hidden_states = []
+        lstm = self.lstm
+        batch = x.shape[0]
+        zeros = x.new_zeros(batch, lstm.hidden_size)
+        state = [(zeros, zeros)] * lstm.num_layers  # (h, c) of every layer, (B, H) each
+        hidden_states = []  # T lists of L tensors (B, H)
         for t in range(x.shape[1]):
-            _, state = self.lstm(x[:, t : t + 1], state)  # state: h, c each (L, B, H)
-            hidden_states.append(state[0])
-        # The head reads the top layer's h_T from the state, so that gradient lands on hidden_states[-1].
-        loss = loss_fn(self.head(state[0][-1]), targets)
-        grads = torch.autograd.grad(loss, hidden_states)  # T tensors (L, B, H)
-        return torch.stack([g.pow(2).sum(dim=(1, 2)).sqrt() for g in grads], dim=1)  # (L, T)
+            layer_input = x[:, t]  # (B, In)
+            for k in range(lstm.num_layers):
+                if k > 0:  # nn.LSTM's dropout: on every layer's output but the last
+                    layer_input = F.dropout(layer_input, lstm.dropout, self.training)
+                h, c = state[k]
+                gates = (
+                    layer_input @ getattr(lstm, f"weight_ih_l{k}").T
+                    + getattr(lstm, f"bias_ih_l{k}")
+                    + h @ getattr(lstm, f"weight_hh_l{k}").T
+                    + getattr(lstm, f"bias_hh_l{k}")
+                )  # (B, 4H)
+                i, f, g, o = gates.chunk(4, dim=-1)  # nn.LSTM's gate order
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                state[k] = (h, c)
+                layer_input = h
+            hidden_states.append([h for h, _ in state])
+        loss = loss_fn(self.head(state[-1][0]), targets)
+        grads = torch.autograd.grad(loss, [h for layers in hidden_states for h in layers])  # T * L tensors (B, H)
+        norms = torch.stack([g.pow(2).sum().sqrt() for g in grads])  # (T * L,)
+        return norms.reshape(x.shape[1], lstm.num_layers).T  # (L, T)

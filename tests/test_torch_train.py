@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lstm_core import data, weights
 from lstm_core.config import Config
@@ -32,51 +31,6 @@ def test_trainer_starts_from_the_given_weights(tiny_config):
     trainer, _, _, initial = make_trainer(replace(tiny_config, training={"dtype": "float64"}))
     for name, value in trainer.weights().items():
         np.testing.assert_array_equal(value, initial[name])
-
-
-@torch.no_grad()
-def loss_with_perturbed_state(module, x, y, t_perturbed, layer, delta):
-    """Step the LSTM, adding `delta` (B, H) to layer `layer`'s h at time t_perturbed."""
-    state = None
-    for t in range(x.shape[1]):
-        _, (h, c) = module.lstm(x[:, t : t + 1], state)
-        if t == t_perturbed:
-            h = h.clone()
-            h[layer] += delta
-        state = (h, c)
-    return float(F.mse_loss(module.head(state[0][-1]), y))
-
-
-def test_hidden_state_gradient_probe_is_the_total_derivative():
-    """‖dL/dh_t‖ from the probe equals a finite-difference directional derivative of the loss w.r.t. h_t."""
-    torch.manual_seed(0)
-    module = LSTMModel(input_size=2, hidden_size=4, num_layers=2, dropout=0.0, num_outputs=1).double()
-    x, y = torch.randn(3, 6, 2, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64)
-    norms = module.hidden_state_gradients(x, y, F.mse_loss)  # (L, T)
-    assert norms.shape == (2, 6)
-    eps = 1e-5
-    for layer, t in [(0, 2), (1, 4), (1, 5)]:
-        # Along the gradient's own direction, the directional derivative is the gradient's norm.
-        grad_direction = torch.randn(3, 4, dtype=torch.float64)
-        slope = (
-            loss_with_perturbed_state(module, x, y, t, layer, eps * grad_direction)
-            - loss_with_perturbed_state(module, x, y, t, layer, -eps * grad_direction)
-        ) / (2 * eps)
-        # |slope| <= ‖grad‖ ‖direction‖ (Cauchy-Schwarz) must hold, and the bound is reached along the gradient:
-        assert abs(slope) <= float(norms[layer, t]) * float(grad_direction.norm()) * (1 + 1e-6)
-    # Exactly along the gradient: build it from autograd on the stepped graph and compare norms.
-    state, hidden = None, []
-    for t in range(6):
-        _, state = module.lstm(x[:, t : t + 1], state)
-        hidden.append(state[0])
-    grads = torch.autograd.grad(F.mse_loss(module.head(state[0][-1]), y), hidden)
-    unit = grads[2][0] / grads[2][0].norm()
-    slope = (
-        loss_with_perturbed_state(module, x, y, 2, 0, eps * unit)
-        - loss_with_perturbed_state(module, x, y, 2, 0, -eps * unit)
-    ) / (2 * eps)
-    # central differences, float64, eps 1e-5: truncation O(eps^2) ~1e-10 relative to a slope of order 1e-2
-    assert slope == pytest.approx(float(norms[0, 2]), rel=1e-6)
 
 
 def test_clip_reports_the_factor_torch_applied():

@@ -1,0 +1,106 @@
+"""`lstm-train --init-from RUN_DIR`: either backend continues or evaluates a run made by either backend."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from lstm_core import cli, convert, loop
+from lstm_core import weights as weights_io
+from lstm_core.config import from_dict
+
+TINY = ["--dtype", "float64", "--num-samples", "300", "--window", "10", "--hidden-size", "8", "--batch-size", "16"]
+TINY = [*TINY, "--grad-flow-every", "0", "--quiet"]
+
+
+def train(backend: str, out, *flags: str) -> dict:
+    assert cli.main(["--backend", backend, "--out", str(out), *TINY, *flags]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+def step_losses(run_dir) -> np.ndarray:
+    with (run_dir / "steps.csv").open() as handle:
+        return np.array([float(row["loss"]) for row in csv.DictReader(handle)])
+
+
+@pytest.fixture(scope="module")
+def source_runs(tmp_path_factory):
+    """A 2-epoch run of each backend (float64, 22 steps)."""
+    root = tmp_path_factory.mktemp("sources")
+    return {backend: (root / backend, train(backend, root / backend, "--epochs", "2")) for backend in ("torch", "jax")}
+
+
+@pytest.mark.parametrize(("source", "target"), [("torch", "jax"), ("jax", "torch")])
+def test_one_backend_evaluates_the_others_run(source, target, source_runs, tmp_path):
+    run_dir, trained = source_runs[source]
+    evaluated = train(target, tmp_path, "--init-from", str(run_dir), "--epochs", "0")
+    # The same float64 weights evaluated by the other library on the same (scaled) data: rounding only.
+    for key in ("final_val_loss", "test_loss", "test_rmse"):
+        assert evaluated[key] == pytest.approx(trained[key], rel=1e-12, abs=0)
+    # Nothing trained, so the weights written are the weights read, bit for bit.
+    written, read = (
+        weights_io.load(tmp_path / weights_io.WEIGHTS_FILE),
+        weights_io.load(run_dir / "weights.safetensors"),
+    )
+    assert list(written) == list(read)
+    for name in read:
+        np.testing.assert_array_equal(written[name], read[name])
+
+
+def test_both_backends_continue_a_run_alike(source_runs, tmp_path):
+    run_dir, _ = source_runs["torch"]
+    continued = {
+        backend: train(backend, tmp_path / backend, "--init-from", str(run_dir), "--epochs", "2")
+        for backend in ("torch", "jax")
+    }
+    # 22 more float64 steps from the same weights and scaler: the parity suite's float64 bound (1e-10).
+    np.testing.assert_allclose(step_losses(tmp_path / "jax"), step_losses(tmp_path / "torch"), rtol=1e-10)
+    assert continued["jax"]["final_val_loss"] == pytest.approx(continued["torch"]["final_val_loss"], rel=1e-10, abs=0)
+    # ...and they did continue: from the source's final weights, not from fresh ones (whose first loss is ~1).
+    assert step_losses(tmp_path / "torch")[0] < 0.5 * step_losses(run_dir)[0]
+
+
+def test_the_runs_scaler_replaces_the_one_fitted_here(source_runs, tmp_path):
+    run_dir, _ = source_runs["torch"]
+    source_scaler = json.loads((run_dir / "scaler.json").read_text())
+    sections = {"data": {"num_samples": 300, "window": 10}, "model": {"hidden_size": 8}}
+    other_seed = from_dict({**sections, "training": {"seed": 1}})  # other noise: another fitted scaler
+    fitted_here, _, _ = loop.prepare(other_seed)
+    assert convert.scaler_record(fitted_here) != source_scaler
+    started, weights, _ = loop.prepare(from_dict({**sections, "training": {"seed": 1, "init_from": str(run_dir)}}))
+    assert convert.scaler_record(started) == source_scaler
+    raw = fitted_here.val.x * fitted_here.feature_scaler.scale_ + fitted_here.feature_scaler.mean_
+    expected = (raw - source_scaler["features"]["mean"]) / source_scaler["features"]["scale"]
+    np.testing.assert_allclose(started.val.x, expected, rtol=1e-12)  # one affine map each way, float64
+    np.testing.assert_allclose(started.inverse_targets(started.val.y), fitted_here.inverse_targets(fitted_here.val.y))
+    assert list(weights) == list(weights_io.load(run_dir / "weights.safetensors"))
+    # On the run's own data the scalers are equal and the arrays are handed back untouched.
+    same, _, _ = loop.prepare(from_dict({**sections, "training": {"init_from": str(run_dir)}}))
+    own, _, _ = loop.prepare(from_dict(sections))
+    np.testing.assert_array_equal(same.train.x, own.train.x)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--hidden-size", "9"], r"lstm\.weight_hh_l0 is \(32, 8\), expected \(36, 9\)"),
+        (["--num-layers", "2"], r"missing lstm\.weight_ih_l1"),
+        (["--dataset", "digits"], r"lstm\.weight_ih_l0 is \(32, 1\), expected \(32, 8\)"),
+    ],
+)
+def test_a_run_that_does_not_fit_is_refused_with_exit_2(flags, message, source_runs, tmp_path, capsys):
+    run_dir, _ = source_runs["torch"]
+    argv = ["--backend", "jax", "--out", str(tmp_path), *TINY, "--init-from", str(run_dir), *flags]
+    assert cli.main(argv) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_missing_run_directory_and_epochs_0_without_a_run_are_refused(tmp_path, capsys):
+    assert cli.main(["--out", str(tmp_path), *TINY, "--init-from", str(tmp_path / "nowhere")]) == 2
+    assert "is not a directory; pass a run directory" in capsys.readouterr().err
+    assert cli.main(["--out", str(tmp_path), *TINY, "--epochs", "0"]) == 2
+    assert "epochs must be a positive integer, got 0" in capsys.readouterr().err

@@ -1,0 +1,121 @@
+"""The two trainers agree step by step: loss, outputs, gradients, their statistics, lr, weights, reductions.
+
+Every run starts both backends from the same weights, data and batch order (parity_tests.engine) and checks
+every quantity against `compare.TOLERANCES` (each limit is explained there). The headline numbers of the
+issue are asserted here as well, with the values measured on CPU when the suite was written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lstm_core import loop
+from lstm_core.config import Config, TrainingConfig
+from parity_tests import cases, compare
+
+
+def assert_passed(report: compare.Report) -> None:
+    assert report.passed, "\n" + report.table()
+
+
+@pytest.mark.parametrize("device", cases.DEVICES)
+def test_float64_long_run_with_active_clipping_and_plateau(device):
+    config = cases.make_config(cases.LONG_FLOAT64, device=device)
+    report, traces = cases.run_and_compare(config)
+    reference = traces["torch"]
+    # The run is what the issue asks for: >= 500 steps, clipping on a sizeable share, >= 2 reductions.
+    assert reference.steps == 522
+    assert np.mean(reference.stats["clip_factor"] < 1) > 0.2  # measured 0.29
+    assert len(reference.lr_reductions) >= 2  # measured after epochs 4, 7, 9, 11, 13, 15, 17
+    assert_passed(report)
+    # The issue's limits. Measured on CPU with JAX's hand-written backward (the default): loss 2.7e-14,
+    # gradients from the same weights 3.3e-13, gradients along the run 1.0e-11 (autodiff path: 4.0e-14,
+    # 4.4e-13, 2.1e-11). The same-weights worst case is head.bias late in the run, where its gradient, a mean
+    # of residuals, has cancelled to ~6e-5 (1/1000 of its usual size): ~3e-17 absolute.
+    assert cases.quantity(report, "loss").max_diff <= 1e-10
+    assert cases.quantity(report, "grads_same_weights").max_diff <= 1e-12
+    assert cases.quantity(report, "grads").max_diff <= 1e-9
+    assert traces["jax"].lr_reductions == reference.lr_reductions
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "digits-2layer-noclip-noplateau-autodiff",
+        "csv5-1layer-clip-plateau-decay",
+        pytest.param("sine-1layer-clip-plateau", marks=pytest.mark.slow),
+        pytest.param("sine-2layer-noclip-plateau", marks=pytest.mark.slow),
+        pytest.param("digits-1layer-clip-plateau", marks=pytest.mark.slow),
+        pytest.param("csv5-2layer-clip-noplateau", marks=pytest.mark.slow),
+    ],
+)
+@pytest.mark.parametrize("device", cases.DEVICES)
+def test_float64_configurations(case, device, csv5):
+    """1 and 2 layers, regression and classification, clipping and plateau on and off, input 5, hidden 17,
+    weight decay, and JAX's autodiff backward path beside its hand-written default."""
+    sections = cases.MATRIX[case]
+    config = cases.make_config(sections, device=device, csv=csv5, dtype="float64", grad_flow_every=1)
+    report, traces = cases.run_and_compare(config)
+    assert_passed(report)
+    reference = traces["torch"]
+    # Each switch really is exercised, so a pass means something.
+    if config.clipping.enabled:
+        assert np.mean(reference.stats["clip_factor"] < 1) > 0.5
+    else:
+        assert np.all(reference.stats["clip_factor"] == 1)
+    assert (len(reference.lr_reductions) > 0) == config.plateau.enabled
+    assert len(reference.grad_flow_steps) == reference.steps  # ‖dL/dh_t‖ compared at every step
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["sine-2layer", pytest.param("digits-1layer", marks=pytest.mark.slow)],
+)
+@pytest.mark.parametrize("device", cases.DEVICES)
+def test_float32_first_50_steps(case, device):
+    config = cases.make_config(cases.FLOAT32_CASES[case], device=device, grad_flow_every=1)
+    report, _ = cases.run_and_compare(config)
+    assert_passed(report)
+    loss = cases.quantity(report, "loss")
+    assert loss.checked_steps == [1, 50]
+    # The issue's float32 limit; measured 1.1e-6 (sine, 2 layers) and 3.3e-7 (digits).
+    assert loss.max_diff <= 1e-4
+
+
+@pytest.mark.slow
+def test_float32_drift_band_over_400_steps():
+    """How far two float32 runs drift, step by step, on the 2-layer sine model (no tolerance window).
+
+    Measured on CPU (torch 2.13, jax 0.10.2), largest relative difference up to step 10 / 50 / 240 / 400:
+    loss 1.9e-7 / 1.1e-6 / 3.0e-5 / 3.0e-5; gradients along the run 2.0e-6 / 2.7e-4 / 3.2e-3 / 3.2e-3 (the
+    jump at step 25 is head.bias, whose gradient cancels to ~1e-3 of its terms); JAX's autodiff path is
+    within 20 % of these. Before the accurate float32 Adam bias correction in lstm_jax/optim.py the loss
+    reached 1e-4 by step 34. The bands allow ~5-10x.
+    """
+    sections = {**cases.FLOAT32_CASES["sine-2layer"], "training": {"epochs": 20, "batch_size": 16}}
+    config = cases.make_config(sections, grad_flow_every=10)
+    diffs = {}
+    compare.compare(
+        cases.engine.run(config), "float32", on_diffs=lambda name, steps, d: diffs.__setitem__(name, (steps, d))
+    )
+    steps, loss = diffs["loss"]
+    assert steps[-1] == 400
+    for last_step, band in ((10, 1e-6), (50, 1e-5), (240, 2e-4), (400, 2e-4)):
+        assert loss[steps <= last_step].max() <= band, (last_step, loss[steps <= last_step].max())
+    steps, grads = diffs["grads"]
+    for last_step, band in ((10, 1e-5), (50, 2e-3), (240, 2e-2)):
+        assert grads[steps <= last_step].max() <= band, (last_step, grads[steps <= last_step].max())
+
+
+def test_float32_full_default_training_ends_within_1_percent(tmp_path):
+    """A full default run (sine, 20 epochs, 860 steps) through lstm-train's own loop, once per backend."""
+    summaries = {
+        backend: loop.train(Config(backend=backend, training=TrainingConfig(grad_flow_every=0)), tmp_path / backend)
+        for backend in ("torch", "jax")
+    }
+    assert summaries["torch"]["steps"] == summaries["jax"]["steps"] == 860
+    final = {backend: summary["final_val_loss"] for backend, summary in summaries.items()}
+    # The issue's limit: 1 %. Measured: equal to the last bit (0.030400999 both); along the way the epochs'
+    # validation losses differ by <= 7e-7 relative and the step losses by <= 3.8e-6.
+    assert final["jax"] == pytest.approx(final["torch"], rel=1e-2, abs=0)

@@ -1,0 +1,74 @@
+"""`lstm-parity`: lstm-train's flags, a table, parity.json and parity.png, exit 1 when out of tolerance."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lstm_jax import model as jax_model
+from parity_tests import cases, cli
+
+FLAGS = ["--dtype", "float64", "--num-samples", "300", "--hidden-size", "17", "--batch-size", "16", "--quiet"]
+FLAGS = [*FLAGS, "--clip-norm", "1.55", "--plateau-patience", "1", "--plateau-factor", "0.5"]
+FLAGS = [*FLAGS, "--plateau-threshold", "0.5", "--grad-flow-every", "1"]
+REPORT_KEYS = {"passed", "steps", "dtype", "device", "quantities", "lr_reductions"}
+QUANTITY_KEYS = {"name", "max_diff", "tolerance", "passed", "first_failing_step"}
+
+
+def test_a_passing_run_writes_the_report_the_plot_and_both_records(tmp_path, capsys):
+    assert cli.main([*FLAGS, "--epochs", "5", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "parity.json").read_text())
+    assert set(report) >= REPORT_KEYS and report["passed"] is True and report["first_failure"] is None
+    assert (report["steps"], report["dtype"], report["device"]) == (55, "float64", "cpu")
+    assert report["lr_reductions"] == {"torch": [4], "jax": [4]}
+    names = [q["name"] for q in report["quantities"]]
+    assert names[:4] == ["outputs", "loss", "grads_same_weights", "grads"] and "lr_reductions" in names
+    for quantity in report["quantities"]:
+        assert set(quantity) >= QUANTITY_KEYS and quantity["passed"] and quantity["first_failing_step"] is None
+        assert quantity["max_diff"] <= quantity["tolerance"]
+    assert (tmp_path / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    columns = {}
+    for backend in ("torch", "jax"):
+        with (tmp_path / backend / "steps.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == 55
+        columns[backend] = list(rows[0])
+    assert columns["torch"] == columns["jax"] and "grad_norm:lstm.bias_hh_l0" in columns["torch"]
+    printed = capsys.readouterr().out
+    assert "PASSED: 55 steps, float64 on cpu" in printed and "grads_same_weights" in printed
+
+
+def test_a_failing_run_exits_1_and_names_the_first_step_and_quantity(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(jax_model.LSTMStack, "param", cases.single_bias_param)
+    assert cli.main([*FLAGS, "--epochs", "1", "--out", str(tmp_path)]) == 1
+    report = json.loads((tmp_path / "parity.json").read_text())
+    assert report["passed"] is False
+    failing = {q["name"]: q["first_failing_step"] for q in report["quantities"] if not q["passed"]}
+    assert failing["grads_same_weights"] == 1 and failing["loss"] == 2
+    assert report["first_failure"] == {"name": "grads_same_weights", "step": 1}
+    assert "first out of tolerance: grads_same_weights at step 1" in capsys.readouterr().out
+
+
+def test_usage_and_input_errors_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--backend", "jax", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "trains both backends; drop --backend" in capsys.readouterr().err
+    assert cli.main(["--hidden-size", "0", "--out", str(tmp_path)]) == 2
+    assert "hidden_size must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_the_console_script_takes_lstm_train_flags():
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["lstm-parity"] == "parity_tests.cli:main"
+    assert "parity_tests*" in project["tool"]["setuptools"]["packages"]["find"]["include"]
+    result = subprocess.run(
+        [sys.executable, "-m", "parity_tests.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    for flag in ("--init-from", "--device", "--dtype", "--clip-norm", "--plateau-patience", "--out"):
+        assert flag in result.stdout

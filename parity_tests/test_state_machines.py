@@ -1,0 +1,159 @@
+"""The plateau schedule and the clipping rule as state machines: random inputs, the same outputs in both stacks.
+
+torch's ReduceLROnPlateau and the optax mapping in `lstm_jax.optim` are fed the same random validation-loss
+sequences under random settings; torch's `clip_grad_norm_` path and the JAX clip are fed the same random
+gradients at random scales. Both run in float64, where the two can only differ by rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+import optax
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from lstm_core.config import ClippingConfig, PlateauConfig
+from lstm_core.weights import parameter_shapes
+from lstm_jax import optim as jax_optim
+from lstm_torch import optim as torch_optim
+
+plateau_settings = st.builds(
+    PlateauConfig,
+    factor=st.floats(0.05, 0.95),
+    patience=st.integers(0, 4),
+    threshold=st.floats(1e-4, 0.3),
+    threshold_mode=st.sampled_from(["rel", "abs"]),
+    cooldown=st.integers(0, 3),
+    min_lr=st.just(0.0),  # replaced by a fraction of lr below
+)
+losses = st.lists(st.floats(1e-3, 10.0), min_size=1, max_size=25)
+
+
+def reductions_exceed_torch_eps(lr: float, cfg: PlateauConfig, epochs: int) -> bool:
+    """Whether every reduction the run could make moves the lr by more than torch's eps.
+
+    torch ignores a reduction of eps (1e-8) or less and optax has no such rule (documented in
+    lstm_jax/optim.py): an lr within 1e-8 of min_lr, or below ~1e-8 / (1 - factor), is where they part.
+    """
+    old = lr
+    for _ in range(epochs):
+        new = max(old * cfg.factor, cfg.min_lr)
+        if old != new and old - new <= 10 * cfg.eps:
+            return False
+        old = new
+    return True
+
+
+def torch_lrs(lr: float, cfg: PlateauConfig, values: list[float]) -> list[float]:
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    scheduler = torch_optim.build_scheduler(optimizer, cfg)
+    lrs = []
+    for value in values:
+        scheduler.step(value)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    return lrs
+
+
+def jax_lrs(lr: float, cfg: PlateauConfig, values: list[float]) -> list[float]:
+    # Eager, op by op: jitting would compile each random setting anew (~0.3 s an example).
+    with jax.enable_x64(True), jax.disable_jit():
+        plateau = jax_optim.build_plateau(cfg, lr)
+        state = jax_optim.plateau_init(plateau, np.float64)
+        lrs = []
+        for value in values:
+            state, new_lr = jax_optim.plateau_step(plateau, state, value)
+            lrs.append(float(new_lr))
+    return lrs
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cfg=plateau_settings,
+    lr=st.floats(1e-4, 1.0),
+    min_lr_fraction=st.one_of(st.just(0.0), st.floats(0.0, 0.5)),
+    values=losses,
+)
+def test_plateau_gives_the_same_learning_rates_in_both_stacks(cfg, lr, min_lr_fraction, values):
+    cfg = PlateauConfig(**{**cfg.__dict__, "min_lr": lr * min_lr_fraction})
+    assume(reductions_exceed_torch_eps(lr, cfg, len(values)))
+    expected, got = torch_lrs(lr, cfg, values), jax_lrs(lr, cfg, values)
+    # lr * f * f ... (torch) against lr * (f * f ...) (optax), float64: a few ulp, far below 1e-12.
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    reduced = [epoch for epoch in range(len(values)) if expected[epoch] < (expected[epoch - 1] if epoch else lr)]
+    reduced_jax = [
+        epoch for epoch in range(len(values)) if got[epoch] < (got[epoch - 1] if epoch else lr) * (1 - 1e-12)
+    ]
+    assert reduced_jax == reduced
+
+
+def test_plateau_property_is_not_vacuous():
+    """A fixed sequence that must reduce twice: patience 1 and a plateau from epoch 2 on."""
+    cfg = PlateauConfig(factor=0.5, patience=1, threshold=0.01, cooldown=1)
+    values = [1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    expected = torch_lrs(0.1, cfg, values)
+    assert expected == [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025]
+    np.testing.assert_allclose(jax_lrs(0.1, cfg, values), expected, rtol=1e-12)
+
+
+def random_gradients(seed: int, scale: float) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {name: scale * rng.standard_normal(shape) for name, shape in parameter_shapes(5, 17, 2, 3).items()}
+
+
+def torch_clip(grads: dict[str, np.ndarray], cfg: ClippingConfig, dtype) -> tuple[float, dict[str, np.ndarray]]:
+    params = []
+    for value in grads.values():
+        param = torch.nn.Parameter(torch.zeros(value.shape, dtype=dtype))
+        param.grad = torch.tensor(value, dtype=dtype)
+        params.append(param)
+    _, factor = torch_optim.clip_gradients(params, cfg)
+    return float(factor), {name: p.grad.numpy() for name, p in zip(grads, params, strict=True)}
+
+
+def jax_clip(grads: dict[str, np.ndarray], cfg: ClippingConfig, dtype) -> tuple[float, dict[str, np.ndarray]]:
+    with jax.enable_x64(dtype == np.float64):
+        tree = jax.tree.map(lambda g: jax.numpy.asarray(g, dtype), grads)
+        factor = jax_optim.clip_factor(optax.tree.norm(tree), cfg)
+        if not cfg.enabled:
+            return float(factor), grads
+        transform = jax_optim.clip_by_global_norm_torch(cfg.max_norm)
+        clipped, _ = transform.update(tree, transform.init(tree))
+        return float(factor), jax.tree.map(np.asarray, clipped)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "torch_dtype", "rtol"),
+    [
+        # float64: two summation orders of ~10^4 squares: ~1e-15
+        (np.float64, torch.float64, 1e-13),
+        # float32: the same, at float32's 6e-8 per operation
+        (np.float32, torch.float32, 1e-5),
+    ],
+)
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), log_scale=st.floats(-4, 3), max_norm=st.floats(0.01, 10.0))
+def test_clipping_applies_the_same_factor_in_both_stacks(dtype, torch_dtype, rtol, seed, log_scale, max_norm):
+    grads = random_gradients(seed, 10.0**log_scale)
+    cfg = ClippingConfig(max_norm=max_norm)
+    expected_factor, expected = torch_clip(grads, cfg, torch_dtype)
+    factor, clipped = jax_clip(grads, cfg, dtype)
+    assert factor == pytest.approx(expected_factor, rel=rtol, abs=0)
+    for name in grads:
+        np.testing.assert_allclose(clipped[name], expected[name], rtol=rtol, atol=0)
+
+
+def test_clipping_off_leaves_gradients_alone_and_on_follows_torch_rule():
+    grads = random_gradients(0, 100.0)
+    off = ClippingConfig(enabled=False)
+    assert torch_clip(grads, off, torch.float64)[0] == 1.0 and jax_clip(grads, off, np.float64)[0] == 1.0
+    norm = math.sqrt(sum(float((g**2).sum()) for g in grads.values()))  # ~6800: every clip scales down
+    for clip in (
+        torch_clip(grads, ClippingConfig(max_norm=1.0), torch.float64),
+        jax_clip(grads, ClippingConfig(max_norm=1.0), np.float64),
+    ):
+        assert clip[0] == pytest.approx(1.0 / (norm + 1e-6), rel=1e-13, abs=0)
