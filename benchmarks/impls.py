@@ -176,6 +176,8 @@ BUILDERS = {
     "torch-compile": partial(torch_trainer, compile_model=True),
     "jax-step": partial(jax_trainer, whole_epoch=False),
     "jax-epoch": partial(jax_trainer, whole_epoch=True),
+    "jax-epoch-autodiff": partial(jax_trainer, whole_epoch=True, backward="autodiff"),
     "flax-stock": flax_stock,
 }
-PER_CALL_BATCHES = {"jax-epoch": NUM_BATCHES}  # a jax-epoch call runs every batch; the others run one
+# A jax-epoch call runs every batch of the epoch; the others run one.
+PER_CALL_BATCHES = {"jax-epoch": NUM_BATCHES, "jax-epoch-autodiff": NUM_BATCHES}

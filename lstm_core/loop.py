@@ -55,6 +55,19 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
     return convert.rescale(prepared, start.scaler), start.weights, generators
 
 
+def until_nonfinite(stats: dict, first_step: int) -> tuple[dict, bool]:
+    """The epoch's statistics up to and including the first step whose loss or gradient norm is non-finite
+    (the trainers apply no update from there on), and whether there was one."""
+    finite = np.isfinite(stats["loss"]) & np.isfinite(stats["grad_norm"])
+    if finite.all():
+        return stats, False
+    last = int(np.argmin(finite)) + 1
+    kept = {name: value[:last] for name, value in stats.items() if name not in ("grad_flow", "grad_flow_steps")}
+    probed = stats["grad_flow_steps"] < first_step + last
+    kept.update(grad_flow=stats["grad_flow"][probed], grad_flow_steps=stats["grad_flow_steps"][probed])
+    return kept, True
+
+
 def step_records(stats: dict, first_step: int, epoch: int, param_names) -> dict[str, np.ndarray]:
     """A trainer's per-step statistics as the columns of steps.csv (see `lstm_core.records`)."""
     num_steps = len(stats["loss"])
@@ -77,7 +90,6 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
 
     step = 1
     epoch = 0
-    last_finite_weights = trainer.weights()
     stopped_nonfinite = False
     train_loss = val_loss = math.nan
     epochs = tqdm(
@@ -91,13 +103,13 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
         epoch_started = time.perf_counter()
         batches = datasets.epoch_batches(len(prepared.train), config.training.batch_size, generators["batches"])
         lr = trainer.lr
-        stats = trainer.train_epoch(batches, step)
+        stats, stopped_nonfinite = until_nonfinite(trainer.train_epoch(batches, step), step)
         val_loss, _ = trainer.evaluate(prepared.val)
         train_loss = float(np.mean(stats["loss"]))
-        stopped_nonfinite = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+        stopped_nonfinite = stopped_nonfinite or not math.isfinite(val_loss)
         if not stopped_nonfinite:
             trainer.end_epoch(val_loss)
-        num_steps = len(batches)
+        num_steps = len(stats["loss"])
         writer.write_steps(step_records(stats, step, epoch, trainer.param_names))
         writer.write_grad_flow(stats["grad_flow_steps"], stats["grad_flow"])
         writer.write_epoch(
@@ -111,12 +123,10 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
         epochs.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}", lr=f"{lr:.2g}")
         if stopped_nonfinite:
             break
-        last_finite_weights = trainer.weights()
 
     if epoch == 0:  # --epochs 0 with --init-from: evaluate the run's weights as they are
         val_loss, _ = trainer.evaluate(prepared.val)
-    final = trainer.weights() if not stopped_nonfinite else last_finite_weights
-    weights_io.save(final, Path(out_dir) / weights_io.WEIGHTS_FILE)
+    weights_io.save(trainer.weights(), Path(out_dir) / weights_io.WEIGHTS_FILE)  # the last finite ones
     test_loss, outputs = trainer.evaluate(prepared.test)
     summary = {
         "backend": config.backend,
@@ -127,6 +137,7 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
         "steps": step - 1,
         "epochs_run": epoch,
         "stopped_nonfinite": stopped_nonfinite,
+        "stopped_at_step": step - 1 if stopped_nonfinite else None,
         "final_train_loss": train_loss,
         "final_val_loss": val_loss,
         "test_loss": test_loss,

@@ -92,12 +92,23 @@ def train_step(
 
 
 def train_epoch(state: TrainState, x_train, y_train, batches, **static):
-    """All steps of one epoch: batches (num_batches, B) index into x_train (N, T, In) and y_train."""
+    """All steps of one epoch: batches (num_batches, B) index into x_train (N, T, In) and y_train.
 
-    def body(state, index):
-        return train_step(state, (x_train[index], y_train[index]), **static)
+    From the first step whose loss or gradient norm is non-finite on, no update is applied, so the state keeps
+    the last finite weights; the shared loop stops after that step (as torch's twin does).
+    """
 
-    return jax.lax.scan(body, state, batches)
+    def body(carry, index):
+        state, finite_so_far = carry
+        new_state, stats = train_step(state, (x_train[index], y_train[index]), **static)
+        finite_so_far = finite_so_far & jnp.isfinite(stats["loss"]) & jnp.isfinite(stats["grad_norm"])
+        kept = jax.tree.map(
+            partial(jnp.where, finite_so_far), (new_state.params, new_state.opt_state), (state.params, state.opt_state)
+        )
+        return (TrainState(*kept, new_state.key), finite_so_far), stats
+
+    (state, _), stats = jax.lax.scan(body, (state, jnp.asarray(True)), batches)
+    return state, stats
 
 
 def predict(params, x, *, model: LSTMModel) -> jax.Array:
@@ -199,7 +210,8 @@ class Trainer:
         if self.task == "classification":
             loss = optax.softmax_cross_entropy_with_integer_labels(outputs, split.y).mean()
         else:
-            loss = np.mean((outputs - split.y.astype(outputs.dtype)) ** 2)
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's loss is inf, as in torch
+                loss = np.mean((outputs - split.y.astype(outputs.dtype)) ** 2)
         return float(loss), outputs
 
     def end_epoch(self, val_loss: float) -> None:

@@ -76,11 +76,13 @@ class Trainer:
             loss.backward()
             tensor_norms.append(torch.stack([torch.linalg.vector_norm(p.grad) for p in self.params]))
             norm, factor = clip_gradients(self.params, self.config.clipping)
-            self.optimizer.step()
             losses.append(loss.detach())
             norms.append(norm)
             factors.append(factor)
-        num_steps = len(batches)
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                break  # keep the last finite weights: the shared loop stops after this step
+            self.optimizer.step()
+        num_steps = len(losses)
         return {
             "loss": torch.stack(losses).cpu().numpy(),
             "grad_norm": torch.stack(norms).cpu().numpy(),

@@ -133,3 +133,18 @@ def test_config_file_and_flag_precedence(tmp_path):
     config = cli.config_from_args(args)
     assert config.backend == "jax" and config.model.hidden_size == 5  # from the file
     assert config.training.epochs == 3 and config.clipping.enabled is False  # flags win
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_non_finite_loss_stops_at_once_keeps_finite_weights_and_diagnoses(backend, tmp_path, capsys):
+    out = tmp_path / backend
+    # lr 1e30 without clipping: Adam moves every weight by ~1e30 at step 1, and step 2's float32 loss overflows
+    code = cli.main(["--backend", backend, *TINY, "--lr", "1e30", "--clip-norm", "0", "--out", str(out)])
+    assert code == 1
+    steps = read_csv(out / "steps.csv")
+    assert [row["loss"] for row in steps][-1] == "inf" and len(steps) == 2  # nothing trained on after it
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_nonfinite"] is True and summary["stopped_at_step"] == 2
+    saved = weights.load(out / weights.WEIGHTS_FILE)
+    assert all(np.isfinite(value).all() for value in saved.values())  # step 1's weights: huge but finite
+    assert "Cause found: lr_too_high" in capsys.readouterr().out
