@@ -150,7 +150,10 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where} must be a list, got {value!r}")
         if default and isinstance(default[0], float):
-            return tuple(_coerce(section, name, v, 0.0) for v in value)
+            try:
+                return tuple(float(v) if isinstance(v, str) else _coerce(section, name, v, 0.0) for v in value)
+            except ValueError:
+                raise ConfigError(f"{where} must be a list of numbers, got {value!r}") from None
         return tuple(str(v) for v in value)
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"{where} must be a string, got {value!r}")

@@ -1,0 +1,116 @@
+"""`lstm-doctor`: exit codes, text and JSON output, one-line errors for unreadable records (on synthetic run
+directories, no training), and, marked slow, the healthy defaults of every dataset raising no alarm."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_diagnosis import healthy_grads, healthy_loss, write_run
+
+from lstm_core import diagnosis, doctor
+from lstm_core.records import RecordsWriter
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def exploding_run(path: Path, rng) -> Path:
+    n = 250
+    loss, grads = healthy_loss(n, rng), rng.lognormal(0.0, 0.2, n)
+    grads[211] = 3.1e4
+    loss[214:], grads[214:] = np.inf, np.nan
+    return write_run(path, loss, grads, clip=False)
+
+
+def test_healthy_run_exits_0(tmp_path, rng, capsys):
+    path = write_run(tmp_path / "ok", healthy_loss(400, rng), healthy_grads(400, rng))
+    assert doctor.main([str(path)]) == doctor.EXIT_HEALTHY == 0
+    out = capsys.readouterr().out
+    assert "Healthy: no cause found." in out
+    assert "[ok]      unscaled_data, exploding_gradients, lr_too_high, lr_too_low, vanishing_gradients" in out
+
+
+def test_found_cause_exits_3_with_evidence_and_flags(tmp_path, rng, capsys):
+    assert doctor.main([str(exploding_run(tmp_path / "boom", rng))]) == doctor.EXIT_CAUSE_FOUND == 3
+    out = capsys.readouterr().out
+    assert "Cause found: exploding_gradients" in out
+    assert "reached 3.1e4 at step 212" in out and "loss became inf at step 215" in out
+    assert "fix: --clip-norm 1.0 (clipping is off)" in out
+
+
+def test_json_output(tmp_path, rng, capsys):
+    assert doctor.main([str(exploding_run(tmp_path / "boom", rng)), "--json"]) == 3
+    report = json.loads(capsys.readouterr().out)  # strict JSON: no NaN or Infinity tokens
+    assert report["causes"] == ["exploding_gradients"]
+    assert set(report["causes"]) <= set(diagnosis.CAUSES)
+    assert report["findings"]["exploding_gradients"]["status"] == "found"
+    assert report["findings"]["exploding_gradients"]["remedy"].startswith("--clip-norm 1.0")
+
+
+def test_json_of_a_healthy_run_has_an_empty_cause_list(tmp_path, rng, capsys):
+    path = write_run(tmp_path / "ok", healthy_loss(400, rng), healthy_grads(400, rng))
+    assert doctor.main([str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["causes"] == [] and report["healthy"] is True
+
+
+def test_report_returns_text_and_exit_code(tmp_path, rng):
+    text, code = doctor.report(exploding_run(tmp_path / "boom", rng))
+    assert code == 3 and text.startswith("Diagnosis of ")
+    text, code = doctor.report(tmp_path / "boom", as_json=True)
+    assert code == 3 and json.loads(text)["causes"] == ["exploding_gradients"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing", "does not exist"),
+        (lambda p: p, "is not a run directory: it has no steps.csv or epochs.csv"),
+        (lambda p: RecordsWriter(p / "r", ["head.bias"]).out_dir, "the run recorded zero optimizer steps"),
+    ],
+    ids=["missing", "not-a-run", "zero-steps"],
+)
+def test_unreadable_records_exit_2_with_one_line(tmp_path, capsys, make, message):
+    assert doctor.main([str(make(tmp_path))]) == doctor.EXIT_UNREADABLE == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith("lstm-doctor: error: ")
+    assert message in captured.err
+
+
+def test_truncated_steps_exit_2(tmp_path, rng, capsys):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "steps.csv").read_text().splitlines()
+    lines[-1] = lines[-1][: len(lines[-1]) // 2]  # the last row cut in half, as a killed run can leave it
+    (path / "steps.csv").write_text("\n".join(lines))
+    assert doctor.main([str(path)]) == 2
+    assert "the file is truncated" in capsys.readouterr().err
+
+
+def test_console_scripts_point_at_main():
+    scripts = tomllib.loads(Path(__file__).parents[1].joinpath("pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["lstm-doctor"] == "lstm_core.doctor:main"
+    assert scripts["lstm-zoo"] == "lstm_core.zoo:main"
+
+
+# -------------------------------------------------------------------------------- slow: real healthy runs
+HEALTHY_SEEDS = (0, 1, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("dataset", ["sine", "adding", "digits"])
+@pytest.mark.parametrize("seed", HEALTHY_SEEDS)
+def test_defaults_raise_no_alarm(tmp_path, backend, dataset, seed):
+    """lstm-train's defaults (20 epochs) on every bundled dataset, several seeds: no cause found."""
+    from lstm_core.zoo import train_run
+
+    run = train_run(["--dataset", dataset, "--seed", str(seed)], backend, tmp_path / "run")
+    assert run.diagnosis.causes == (), diagnosis.format_report(run.diagnosis)
+    assert run.diagnosis.healthy
