@@ -1,7 +1,8 @@
 """Timing and memory measurement: warm up, synchronise, repeat, report the median with the spread.
 
-Peak memory is the process's resident-set high-water mark over the timed calls, reset before them through
-/proc/self/clear_refs (Linux); it counts every allocation, whichever library made it.
+Peak memory is the growth of the process's resident-set high-water mark over warm-up and timed calls, reset
+before them through /proc/self/clear_refs (Linux): it counts every allocation a step makes, whichever library
+made it, but not memory an allocator already held from building the step (compilation, data).
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def time_calls(
 
     Repeats until `budget_s` is spent, at least `min_repeats` and at most `max_repeats` times.
     """
+    baseline = reset_peak_memory()  # the first calls allocate the step's buffers: count them
     for _ in range(warmup):
         call()
-    baseline = reset_peak_memory()
     times = []
     started = time.perf_counter()
     while len(times) < max_repeats and (len(times) < min_repeats or time.perf_counter() - started < budget_s):

@@ -43,6 +43,9 @@ class OptimizerConfig:
     weight_decay: float = 0.0
 
 
+TORCH_CLIP_EPS = 1e-6  # clip_grad_norm_ multiplies by min(1, max_norm / (norm + 1e-6))
+
+
 @dataclass(frozen=True)
 class ClippingConfig:
     """Global-norm gradient clipping.

@@ -74,13 +74,15 @@ def _check_finite(name: str, array: np.ndarray) -> None:
         )
 
 
-def _column_stats(values: np.ndarray) -> dict[str, list[float]]:
-    """values (N, F) -> per-column mean, std (population), min, max as lists."""
+def column_stats(values: np.ndarray) -> dict[str, list[float]]:
+    """values (N, ..., F) -> per-feature (last axis) mean, population std, min and max, other axes pooled."""
+    flat = np.asarray(values, dtype=np.float64)
+    flat = flat.reshape(-1, flat.shape[-1]) if flat.ndim > 1 else flat[:, None]  # (rows, F)
     return {
-        "mean": values.mean(axis=0).tolist(),
-        "std": values.std(axis=0).tolist(),
-        "min": values.min(axis=0).tolist(),
-        "max": values.max(axis=0).tolist(),
+        "mean": flat.mean(axis=0).tolist(),
+        "std": flat.std(axis=0).tolist(),
+        "min": flat.min(axis=0).tolist(),
+        "max": flat.max(axis=0).tolist(),
     }
 
 
@@ -121,7 +123,7 @@ def _forecasting(series: np.ndarray, targets: np.ndarray, cfg: DataConfig, sourc
         series = feature_scaler.transform(series)
         targets = target_scaler.transform(targets)
     train, val, test = (_windows(series[lo:hi], targets[lo:hi], cfg.window, cfg.horizon) for lo, hi in bounds)
-    stats = {"inputs": _column_stats(raw_train_x), "targets": _column_stats(raw_train_y)}
+    stats = {"inputs": column_stats(raw_train_x), "targets": column_stats(raw_train_y)}
     return Prepared(train, val, test, "regression", 1, feature_scaler, target_scaler, stats)
 
 
@@ -203,8 +205,8 @@ def _scaled(parts, cfg: DataConfig, task: str, num_outputs: int) -> Prepared:
         return Split(x=x, y=y)
 
     stats = {
-        "inputs": _column_stats(flat_train),
-        "targets": _column_stats(y_train) if task == "regression" else None,
+        "inputs": column_stats(flat_train),
+        "targets": column_stats(y_train) if task == "regression" else None,
     }
     splits = [transform(x, y) for x, y in parts]
     return Prepared(*splits, task, num_outputs, feature_scaler, target_scaler, stats)

@@ -61,6 +61,8 @@ from typing import Any
 
 import numpy as np
 
+from lstm_core.records import jsonable
+
 # ------------------------------------------------------------------------------------------------- thresholds
 # Loss curve: 10 points resolve "falls, flattens, rises" while each median still pools several minibatches.
 CURVE_POINTS = 10
@@ -1160,21 +1162,9 @@ def diagnose(records: RunRecords) -> Diagnosis:
 
 
 # ------------------------------------------------------------------------------------------------- output
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # "nan", "inf", "-inf", as the records writer stores them
-    return value
-
-
 def to_json(diagnosis: Diagnosis) -> dict:
     """A JSON-ready dict (no NaN/inf floats): causes (roots first), healthy, notes and every finding."""
-    return _plain(
+    return jsonable(
         {
             "run_dir": diagnosis.run_dir,
             "healthy": diagnosis.healthy,

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from lstm_core.config import TORCH_CLIP_EPS
+from lstm_core.data import column_stats
 from lstm_core.records import RecordsWriter
 
-TORCH_CLIP_EPS = 1e-6  # clip_grad_norm_ divides by (norm + 1e-6); the factor is recorded as torch applies it
 TASKS = ("regression", "classification")
 
 
@@ -34,18 +35,6 @@ def clip_factors(grad_norm: np.ndarray, max_norm: float | None) -> np.ndarray:
         return np.ones_like(grad_norm)
     with np.errstate(invalid="ignore"):  # a nan norm gives a nan factor, as it does in torch
         return np.minimum(1.0, max_norm / (grad_norm + TORCH_CLIP_EPS))
-
-
-def column_stats(values: np.ndarray) -> dict[str, list[float]]:
-    """values (N, ..., F) -> per-feature (last axis) mean, population std, min and max, every other axis pooled."""
-    flat = np.asarray(values, dtype=np.float64)
-    flat = flat.reshape(-1, flat.shape[-1]) if flat.ndim > 1 else flat[:, None]  # (rows, F)
-    return {
-        "mean": flat.mean(axis=0).tolist(),
-        "std": flat.std(axis=0).tolist(),
-        "min": flat.min(axis=0).tolist(),
-        "max": flat.max(axis=0).tolist(),
-    }
 
 
 def data_stats(inputs, targets, *, scaled: bool, task: str) -> dict[str, Any]:

@@ -23,12 +23,12 @@ STEP_FIELDS = ("step", "epoch", "loss", "grad_norm", "clip_factor", "lr")
 EPOCH_FIELDS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 
 
-def _plain(value):
+def jsonable(value):
     """numpy scalars and arrays -> JSON-ready Python values (NaN and inf as strings JSON can carry)."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -37,7 +37,7 @@ def _plain(value):
 
 
 def write_json(path: str | Path, obj) -> None:
-    Path(path).write_text(json.dumps(_plain(obj), indent=2) + "\n")
+    Path(path).write_text(json.dumps(jsonable(obj), indent=2) + "\n")
 
 
 class RecordsWriter:

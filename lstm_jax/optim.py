@@ -27,9 +27,7 @@ import jax.numpy as jnp
 import optax
 from optax import contrib
 
-from lstm_core.config import ClippingConfig, Config, PlateauConfig
-
-TORCH_CLIP_EPS = 1e-6  # clip_grad_norm_ divides by (norm + 1e-6)
+from lstm_core.config import TORCH_CLIP_EPS, ClippingConfig, Config, PlateauConfig
 
 
 def torch_clip_factor(norm: jax.Array, max_norm: float) -> jax.Array:

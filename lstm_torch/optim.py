@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lstm_core.config import ClippingConfig, OptimizerConfig, PlateauConfig
-
-TORCH_CLIP_EPS = 1e-6  # clip_grad_norm_ divides by (norm + 1e-6)
+from lstm_core.config import TORCH_CLIP_EPS, ClippingConfig, OptimizerConfig, PlateauConfig
 
 
 def build_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Adam:

@@ -6,18 +6,14 @@ import numpy as np
 
 from lstm_core import data, weights
 from lstm_core.config import Config
+from lstm_core.loop import prepare
 from lstm_jax import model as jax_model
 from lstm_jax import train as jax_train
 from tests.conftest import replace
 
 
 def make_trainer(config: Config):
-    config = replace(config, training={"dtype": "float64"}) if config.training.dtype == "float64" else config
-    prepared = data.load(config)
-    generators = data.seeded_generators(config.training.seed)
-    initial = weights.initial_weights(
-        prepared.input_size, config.model.hidden_size, config.model.num_layers, prepared.num_outputs, generators["init"]
-    )
+    prepared, initial, generators = prepare(config)
     return jax_train.Trainer(config, prepared, initial), prepared, generators, initial
 
 

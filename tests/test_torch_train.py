@@ -6,18 +6,15 @@ import torch
 
 from lstm_core import data, weights
 from lstm_core.config import Config
+from lstm_core.loop import prepare
 from lstm_torch import optim as torch_optim
 from lstm_torch import train as torch_train
 from lstm_torch.model import LSTMModel
 from tests.conftest import replace
 
 
-def make_trainer(config):
-    prepared = data.load(config)
-    generators = data.seeded_generators(config.training.seed)
-    initial = weights.initial_weights(
-        prepared.input_size, config.model.hidden_size, config.model.num_layers, prepared.num_outputs, generators["init"]
-    )
+def make_trainer(config: Config):
+    prepared, initial, generators = prepare(config)
     return torch_train.Trainer(config, prepared, initial), prepared, generators, initial
 
 
