@@ -29,7 +29,6 @@ from benchmarks.peak import matmul_peak_gflops
 GRID = [Shape(32, 50, 1, 64, 1), Shape(64, 100, 8, 128, 1), Shape(128, 100, 32, 256, 2), Shape(16, 500, 1, 64, 1)]
 QUICK_GRID = [Shape(32, 50, 1, 64, 1), Shape(16, 500, 1, 64, 1), Shape(64, 100, 8, 128, 1)]
 IMPLS = list(impls.BUILDERS)
-GPU_IMPLS = ["torch-cudnn", "jax-cudnn"]
 
 
 def environment(device: str) -> dict:
@@ -82,7 +81,6 @@ def bench_one(impl: str, shape: Shape, device: str, budget_s: float, peak: float
         "gflops": gflops,
         "peak_fraction": gflops / peak,
         "peak_memory_mb": timing.peak_memory_mb,
-        "note": built.note,
     }
 
 
@@ -164,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     impl_names = [name for name in args.impls.split(",") if name]
-    if args.device == "gpu":
-        impl_names += [name for name in GPU_IMPLS if name in impls.BUILDERS and name not in impl_names]
+    unknown = sorted(set(impl_names) - set(impls.BUILDERS))
+    if unknown:
+        parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(impls.BUILDERS)}")
     budget = args.budget or (0.5 if args.quick else 2.0)
     training = {"unroll": args.unroll} if args.unroll != 1 else {}
     if args.scaling:

@@ -37,7 +37,6 @@ class Shape:
 class Impl:
     compile_s: float
     step: Callable[[], object]
-    note: str = ""
 
 
 def synthetic_data(shape: Shape, seed: int = 0) -> Prepared:
@@ -80,7 +79,6 @@ def torch_trainer(shape: Shape, device: str, compile_model: bool) -> Impl:
     from lstm_torch.train import Trainer
 
     trainer = Trainer(bench_config(shape, "torch", device), synthetic_data(shape), initial(shape))
-    note = ""
     if compile_model:
         trainer.model = torch.compile(trainer.model)
     rows = batch_rows(NUM_BATCHES, shape.batch)
@@ -94,7 +92,7 @@ def torch_trainer(shape: Shape, device: str, compile_model: bool) -> Impl:
 
     started = time.perf_counter()
     step()  # first call: torch.compile compiles here; eager pays one-off kernel set-up
-    return Impl(time.perf_counter() - started, step, note)
+    return Impl(time.perf_counter() - started, step)
 
 
 def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Impl:

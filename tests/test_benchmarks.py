@@ -1,0 +1,42 @@
+"""The benchmark's arithmetic and one tiny row per trainer (timings themselves are never asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import bench
+from benchmarks.impls import Shape
+from benchmarks.measure import lstm_step_flops, time_calls
+
+
+def test_flops_count_both_matmuls_of_every_layer_three_times():
+    # layer 0: 2·B·(In + H)·4H, layer 1: 2·B·(H + H)·4H, per time step; backward = 2× forward
+    assert lstm_step_flops(2, 3, 5, 7, 2) == 3 * 3 * (2 * 2 * (5 + 7) * 28 + 2 * 2 * 14 * 28)
+
+
+def test_time_calls_repeats_within_its_bounds():
+    calls = []
+    timing = time_calls(lambda: calls.append(1), warmup=2, min_repeats=4, max_repeats=6, budget_s=0.0)
+    assert len(calls) == 2 + 4 and timing.repeats == 4
+    assert 0 <= timing.min_ms <= timing.median_ms <= timing.max_ms
+
+
+def test_ratios_are_against_torch_eager_of_the_same_shape():
+    shape = {"batch": 1, "seq_len": 2, "input_size": 1, "hidden_size": 3, "num_layers": 1}
+    rows = [
+        {"impl": "torch-eager", "median_ms": 10.0, **shape},
+        {"impl": "jax-epoch", "median_ms": 4.0, **shape},
+        {"impl": "flax-stock", "error": "failed", **shape},
+    ]
+    bench.add_ratios(rows)
+    assert [row["ratio_vs_torch_eager"] for row in rows] == [1.0, 2.5, None]
+
+
+@pytest.mark.parametrize("impl", ["torch-eager", "jax-epoch", "flax-stock"])
+def test_a_tiny_row_has_every_field(impl):
+    row = bench.bench_one(impl, Shape(4, 5, 2, 3, 2), "cpu", budget_s=0.0, peak=100.0)
+    assert "error" not in row, row.get("error")
+    for field in ("median_ms", "min_ms", "max_ms", "compile_s", "gflops", "peak_fraction", "peak_memory_mb"):
+        assert field in row
+    assert row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+    assert row["peak_fraction"] == pytest.approx(row["gflops"] / 100.0, rel=1e-12)
