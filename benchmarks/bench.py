@@ -81,6 +81,7 @@ def bench_one(impl: str, shape: Shape, device: str, budget_s: float, peak: float
         "gflops": gflops,
         "peak_fraction": gflops / peak,
         "peak_memory_mb": timing.peak_memory_mb,
+        "xla_memory_mb": built.xla_memory_mb,
     }
 
 

@@ -37,6 +37,21 @@ class Shape:
 class Impl:
     compile_s: float
     step: Callable[[], object]
+    xla_memory_mb: float | None = None  # XLA's own account of one call's buffers (JAX rows only)
+
+
+def xla_memory_mb(compiled) -> float | None:
+    """Arguments, outputs and temporaries of a compiled XLA call, less donated (aliased) buffers, in MiB."""
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return None
+    total = (
+        analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        + analysis.temp_size_in_bytes
+        - analysis.alias_size_in_bytes
+    )
+    return total / 2**20
 
 
 def synthetic_data(shape: Shape, seed: int = 0) -> Prepared:
@@ -103,9 +118,10 @@ def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Imp
     rows = batch_rows(NUM_BATCHES, shape.batch)
     compile_s = trainer.compile_seconds
     if whole_epoch:
-        return Impl(compile_s, lambda: trainer.train_epoch(rows, 1))  # stats fetched to host: synchronised
+        compiled = trainer._compiled_epoch(NUM_BATCHES)
+        return Impl(compile_s, lambda: trainer.train_epoch(rows, 1), xla_memory_mb(compiled))  # synchronised
     started = time.perf_counter()
-    trainer._compiled_epoch(1)
+    compiled = trainer._compiled_epoch(1)
     compile_s += time.perf_counter() - started
     counter = iter(range(10**9))
 
@@ -113,7 +129,7 @@ def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Imp
         i = next(counter) % NUM_BATCHES
         trainer.train_epoch(rows[i : i + 1], i + 1)
 
-    return Impl(compile_s, step)
+    return Impl(compile_s, step, xla_memory_mb(compiled))
 
 
 def flax_stock(shape: Shape, device: str) -> Impl:
@@ -166,7 +182,7 @@ def flax_stock(shape: Shape, device: str) -> Impl:
         state["params"], state["opt_state"], loss = compiled(state["params"], state["opt_state"], rows[i])
         loss.block_until_ready()
 
-    return Impl(compile_s, step)
+    return Impl(compile_s, step, xla_memory_mb(compiled))
 
 
 BUILDERS = {

@@ -18,18 +18,19 @@ def markdown(results: dict) -> str:
         f"XLA {peak['xla']:.0f}); jax {env['versions']['jax']}, torch {env['versions']['torch']}.",
         "",
         "| shape (B,T,In,H,L) | impl | median ms | min–max ms | × torch-eager | compile s | GFLOP/s | % peak "
-        "| peak MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak MiB | XLA MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["rows"]:
         shape = f"({r['batch']},{r['seq_len']},{r['input_size']},{r['hidden_size']},{r['num_layers']})"
         if "error" in r:
-            lines.append(f"| {shape} | {r['impl']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {shape} | {r['impl']} | failed: {r['error']} | | | | | | | |")
             continue
         lines.append(
             f"| {shape} | {r['impl']} | {r['median_ms']:.2f} | {r['min_ms']:.2f}–{r['max_ms']:.2f} | "
             f"{_fmt(r['ratio_vs_torch_eager'], '.2f')} | {r['compile_s']:.2f} | {r['gflops']:.1f} | "
-            f"{100 * r['peak_fraction']:.1f} | {_fmt(r['peak_memory_mb'], '.0f')} |"
+            f"{100 * r['peak_fraction']:.1f} | {_fmt(r['peak_memory_mb'], '.0f')} | "
+            f"{_fmt(r.get('xla_memory_mb'), '.1f')} |"
         )
     if "end_to_end" in results:
         lines += [
@@ -85,11 +86,11 @@ def ratio_chart(results: dict, path: Path) -> None:
 
 
 def scaling_table(results: dict) -> str:
-    lines = ["| sweep | value | impl | median ms | peak MiB |", "|---|---:|---|---:|---:|"]
+    lines = ["| sweep | value | impl | median ms | peak MiB | XLA MiB |", "|---|---:|---|---:|---:|---:|"]
     for r in results["rows"]:
         lines.append(
             f"| {r['sweep']} | {r['value']} | {r['impl']} | {_fmt(r.get('median_ms'), '.2f')} | "
-            f"{_fmt(r.get('peak_memory_mb'), '.0f')} |"
+            f"{_fmt(r.get('peak_memory_mb'), '.0f')} | {_fmt(r.get('xla_memory_mb'), '.1f')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -108,8 +109,10 @@ def scaling_chart(results: dict, path: Path) -> None:
             points = [r for r in rows if r["impl"] == impl]
             xs = [r["value"] for r in points]
             axes[0, col].plot(xs, [r["median_ms"] for r in points], marker="o", label=impl)
-            axes[1, col].plot(xs, [r["peak_memory_mb"] or 0 for r in points], marker="o", label=impl)
-        for row, label in ((0, "ms per step"), (1, "peak memory growth, MiB")):
+            memory = [r.get("xla_memory_mb") or r["peak_memory_mb"] or 0 for r in points]
+            axes[1, col].plot(xs, memory, marker="o", label=impl)
+        memory_label = "MiB: XLA's buffers (JAX), RSS growth (torch)"
+        for row, label in ((0, "ms per step"), (1, memory_label)):
             axes[row, col].set_xscale("log")
             axes[row, col].set_yscale("log")
             axes[row, col].set_xlabel(sweep)

@@ -50,6 +50,7 @@ def run(device: str, budget_s: float, quick: bool = False) -> dict:
                     "max_ms": timing.max_ms,
                     "compile_s": built.compile_s,
                     "peak_memory_mb": timing.peak_memory_mb,
+                    "xla_memory_mb": built.xla_memory_mb,
                 }
             )
     return {

@@ -40,3 +40,7 @@ def test_a_tiny_row_has_every_field(impl):
         assert field in row
     assert row["min_ms"] <= row["median_ms"] <= row["max_ms"]
     assert row["peak_fraction"] == pytest.approx(row["gflops"] / 100.0, rel=1e-12)
+    if impl == "torch-eager":
+        assert row["xla_memory_mb"] is None
+    else:  # at least the float32 training data XLA holds as an argument: 32 samples x 5 steps x 2 features
+        assert row["xla_memory_mb"] >= 32 * 5 * 2 * 4 / 2**20
