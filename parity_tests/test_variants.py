@@ -63,14 +63,19 @@ def test_a_single_summed_bias_is_caught_in_the_first_gradients(backward, monkeyp
     assert first_failing(report, "grad_norm") == 1  # the global norm lacks the second bias's share
 
 
-def test_plateau_patience_off_by_one_is_caught_at_the_early_reduction(monkeypatch):
-    """optax reduces when its count reaches patience, torch when it exceeds it: forgetting the + 1."""
+def patience_off_by_one(monkeypatch):
+    """The JAX plateau built with torch's patience as optax's: forgetting the + 1 of `build_plateau`."""
     build_plateau = jax_optim.build_plateau
     monkeypatch.setattr(
         jax_optim,
         "build_plateau",
         lambda cfg, lr: build_plateau(dataclasses.replace(cfg, patience=cfg.patience - 1), lr),
     )
+
+
+def test_plateau_patience_off_by_one_is_caught_at_the_early_reduction(monkeypatch):
+    """optax reduces when its count reaches patience, torch when it exceeds it: forgetting the + 1."""
+    patience_off_by_one(monkeypatch)
     report, traces = run()
     reference, variant = traces["torch"], traces["jax"]
     early = reference.lr_reductions[0] - 1
@@ -100,12 +105,7 @@ def test_decoupled_weight_decay_is_caught_in_the_first_update(monkeypatch):
 
 def test_the_state_machine_checks_catch_the_wrong_variants(monkeypatch):
     """The property tests' checks fail on the variants (on fixed cases, so no search has to find them)."""
-    build_plateau = jax_optim.build_plateau
-    monkeypatch.setattr(
-        jax_optim,
-        "build_plateau",
-        lambda cfg, lr: build_plateau(dataclasses.replace(cfg, patience=cfg.patience - 1), lr),
-    )
+    patience_off_by_one(monkeypatch)
     with pytest.raises(AssertionError):
         test_state_machines.test_plateau_property_is_not_vacuous()
     monkeypatch.undo()

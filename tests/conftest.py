@@ -6,7 +6,9 @@ import dataclasses
 
 import pytest
 
+from lstm_core import data
 from lstm_core.config import Config, DataConfig, ModelConfig, TrainingConfig
+from lstm_core.loop import prepare
 
 
 @pytest.fixture
@@ -17,6 +19,22 @@ def tiny_config() -> Config:
         training=TrainingConfig(epochs=2, batch_size=16, grad_flow_every=5),
         data=DataConfig(num_samples=300, window=10),
     )
+
+
+def make_trainer(config: Config, trainer_class):
+    """A backend's Trainer on the config's data and seeded initial weights, with what a test needs beside it."""
+    prepared, initial, generators = prepare(config)
+    return trainer_class(config, prepared, initial), prepared, generators, initial
+
+
+def train_epochs(trainer, prepared, generators, epochs: int) -> dict:
+    """Run `epochs` epochs of the shared batch order; return the last epoch's per-step statistics."""
+    step = 1
+    for _ in range(epochs):
+        batches = data.epoch_batches(len(prepared.train), trainer.config.training.batch_size, generators["batches"])
+        stats = trainer.train_epoch(batches, step)
+        step += len(batches)
+    return stats
 
 
 def replace(config: Config, **sections) -> Config:
