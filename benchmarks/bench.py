@@ -28,7 +28,7 @@ from benchmarks.peak import matmul_peak_gflops
 
 GRID = [Shape(32, 50, 1, 64, 1), Shape(64, 100, 8, 128, 1), Shape(128, 100, 32, 256, 2), Shape(16, 500, 1, 64, 1)]
 QUICK_GRID = [Shape(32, 50, 1, 64, 1), Shape(16, 500, 1, 64, 1), Shape(64, 100, 8, 128, 1)]
-IMPLS = list(impls.BUILDERS)
+CPU_IMPLS = [name for name in impls.BUILDERS if name not in impls.GPU_ONLY]
 
 
 def environment(device: str) -> dict:
@@ -47,7 +47,18 @@ def environment(device: str) -> dict:
     }
     if device == "gpu":
         info["gpu"] = torch.cuda.get_device_name(0)
+        info["matmul_precision"] = "float32, TF32 off (as the parity suite runs)"
     return info
+
+
+def gpu_visible() -> bool:
+    import jax
+    import torch
+
+    try:
+        return torch.cuda.is_available() and bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
 
 
 def bench_one(impl: str, shape: Shape, device: str, budget_s: float, peak: float, **training) -> dict:
@@ -59,11 +70,18 @@ def bench_one(impl: str, shape: Shape, device: str, budget_s: float, peak: float
         "hidden_size": shape.hidden_size,
         "num_layers": shape.num_layers,
     }
+    torch_on_gpu = device == "gpu" and impl.startswith("torch")
+    if torch_on_gpu:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
     try:
         built = impls.BUILDERS[impl](shape, device, **training)
         timing = time_calls(built.step, budget_s=budget_s)
     except Exception as error:  # a peer that cannot run this shape is reported, not fatal
         return {**row, "error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
+    if torch_on_gpu:  # JAX rows have XLA's own account (xla_memory_mb)
+        row["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     per_batch = PER_CALL_BATCHES.get(impl, 1)
     median = timing.median_ms / per_batch
     gflops = (
@@ -100,6 +118,10 @@ def run_grid(shapes, impl_names, device, budget_s, **training) -> dict:
     import torch
 
     torch.set_num_threads(os.cpu_count())
+    if device == "gpu":  # full float32 on both stacks: the configuration whose parity is tested
+        from parity_tests.engine import pin_gpu_precision
+
+        pin_gpu_precision()
     peak = matmul_peak_gflops(device)
     rows = []
     for shape in shapes:
@@ -111,33 +133,22 @@ def run_grid(shapes, impl_names, device, budget_s, **training) -> dict:
 
 
 def end_to_end(device: str, runs: int = 1) -> list[dict]:
-    """The default `lstm-train` job for each backend, timed from process start to the final summary."""
+    """The default `lstm-train` job for each backend (on a GPU, JAX's cuDNN path too), timed from process start
+    to the final summary."""
+    variants = [("torch", "scan"), ("jax", "scan")] + ([("jax", "cudnn")] if device == "gpu" else [])
     rows = []
-    for backend in ("torch", "jax"):
+    for backend, rnn in variants:
         for _ in range(runs):
-            out = Path("runs") / f"bench-e2e-{backend}"
+            out = Path("runs") / f"bench-e2e-{backend}-{rnn}"
+            command = [sys.executable, "-m", "lstm_core.cli", "--backend", backend, "--quiet", "--out", str(out)]
             started = time.perf_counter()
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "lstm_core.cli",
-                    "--backend",
-                    backend,
-                    "--quiet",
-                    "--out",
-                    str(out),
-                    "--device",
-                    device,
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            subprocess.run([*command, "--device", device, "--rnn", rnn], check=True, stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - started
             summary = json.loads((out / "summary.json").read_text())
             rows.append(
                 {
                     "backend": backend,
+                    "rnn": rnn,
                     "process_wall_s": wall,
                     "train_wall_s": summary["wall_seconds"],
                     "compile_s": summary["compile_seconds"],
@@ -154,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/latest", help="directory for results")
     parser.add_argument("--quick", action="store_true", help="reduced grid, shorter timing budget")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    parser.add_argument("--impls", default=",".join(IMPLS), help="comma-separated implementations")
+    parser.add_argument(
+        "--impls",
+        help=f"comma-separated implementations (default: {','.join(CPU_IMPLS)}; with --device gpu also "
+        f"{','.join(impls.GPU_ONLY)})",
+    )
     parser.add_argument("--budget", type=float, default=None, help="seconds of timed repeats per row")
     parser.add_argument("--unroll", type=int, default=1, help="lax.scan unroll for the JAX trainer rows")
     parser.add_argument("--scaling", action="store_true", help="time and memory against seq_len and hidden size")
@@ -162,10 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    impl_names = [name for name in args.impls.split(",") if name]
+    default_impls = CPU_IMPLS + list(impls.GPU_ONLY) if args.device == "gpu" else CPU_IMPLS
+    impl_names = [name for name in args.impls.split(",") if name] if args.impls else default_impls
     unknown = sorted(set(impl_names) - set(impls.BUILDERS))
     if unknown:
         parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(impls.BUILDERS)}")
+    if args.device == "gpu" and not gpu_visible():
+        parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
     budget = args.budget or (0.5 if args.quick else 2.0)
     training = {"unroll": args.unroll} if args.unroll != 1 else {}
     if args.scaling:

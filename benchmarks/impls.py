@@ -132,45 +132,32 @@ def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Imp
     return Impl(compile_s, step, xla_memory_mb(compiled))
 
 
-def flax_stock(shape: Shape, device: str) -> Impl:
-    """flax.linen.RNN(OptimizedLSTMCell) layers and a Dense head, with the same optax chain, the way a Flax
-    user writes it today (Flax's own parameter layout and initialisation)."""
+def jax_stock(shape: Shape, device: str, params: dict, apply: Callable) -> Impl:
+    """A jitted training step around `apply(params, x (B, T, In)) -> (B, 1)`, with the same optax chain as our
+    trainer and donated buffers, the way a JAX user writes one: the frame of the stock peers below."""
     import jax
     import jax.numpy as jnp
     import optax
-    from flax import linen as nn
 
     from lstm_jax import optim
 
-    class StockLSTM(nn.Module):
-        hidden_size: int
-        num_layers: int
-
-        @nn.compact
-        def __call__(self, x):  # (B, T, In)
-            for _ in range(self.num_layers):
-                x = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size))(x)  # (B, T, H)
-            return nn.Dense(1)(x[:, -1])  # (B, 1)
-
-    config = bench_config(shape, "jax", device)
     data = synthetic_data(shape)
     target = jax.devices("gpu" if device == "gpu" else "cpu")[0]
     x = jax.device_put(jnp.asarray(data.train.x, jnp.float32), target)
     y = jax.device_put(jnp.asarray(data.train.y, jnp.float32), target)
-    model = StockLSTM(shape.hidden_size, shape.num_layers)
-    params = model.init(jax.random.key(0), x[: shape.batch])["params"]
-    tx = optim.build_optimizer(config)
+    tx = optim.build_optimizer(bench_config(shape, "jax", device))
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step_fn(params, opt_state, index):
         def loss_fn(params):
-            return jnp.mean((model.apply({"params": params}, x[index]) - y[index]) ** 2)
+            return jnp.mean((apply(params, x[index]) - y[index]) ** 2)
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    rows = jnp.asarray(batch_rows(NUM_BATCHES, shape.batch))
+    rows = jax.device_put(jnp.asarray(batch_rows(NUM_BATCHES, shape.batch)), target)
+    params = jax.device_put(params, target)
     state = {"params": params, "opt_state": tx.init(params)}
     started = time.perf_counter()
     compiled = step_fn.lower(state["params"], state["opt_state"], rows[0]).compile()
@@ -185,6 +172,89 @@ def flax_stock(shape: Shape, device: str) -> Impl:
     return Impl(compile_s, step, xla_memory_mb(compiled))
 
 
+def flax_stock(shape: Shape, device: str) -> Impl:
+    """flax.linen.RNN(OptimizedLSTMCell) layers and a Dense head (Flax's own parameter layout and
+    initialisation)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import linen as nn
+
+    class StockLSTM(nn.Module):
+        hidden_size: int
+        num_layers: int
+
+        @nn.compact
+        def __call__(self, x):  # (B, T, In)
+            for _ in range(self.num_layers):
+                x = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size))(x)  # (B, T, H)
+            return nn.Dense(1)(x[:, -1])  # (B, 1)
+
+    model = StockLSTM(shape.hidden_size, shape.num_layers)
+    params = model.init(jax.random.key(0), jnp.zeros((shape.batch, shape.seq_len, shape.input_size)))["params"]
+    return jax_stock(shape, device, params, lambda params, x: model.apply({"params": params}, x))
+
+
+def jax_rnn_stock(shape: Shape, device: str) -> Impl:
+    """`jax.experimental.rnn.lstm` (cuDNN from JAX; CUDA only) on its own flat weight vector, and a linear
+    head, as its documentation shows it."""
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import rnn
+
+    _require_gpu("jax-rnn-stock", device)
+    b, _, inputs, hidden, layers = shape.batch, shape.seq_len, shape.input_size, shape.hidden_size, shape.num_layers
+    keys = jax.random.split(jax.random.key(0), 2)
+    params = {
+        "lstm": rnn.init_lstm_weight(keys[0], inputs, hidden, layers, False),
+        "head": jax.random.uniform(keys[1], (hidden, 1), jnp.float32, -(hidden**-0.5), hidden**-0.5),
+    }
+    zeros = jnp.zeros((layers, b, hidden))
+    lengths = jnp.full((b,), shape.seq_len, jnp.int32)
+
+    def apply(params, x):
+        ys, _, _ = rnn.lstm(x, zeros, zeros, params["lstm"], lengths, inputs, hidden, layers, 0.0, False)
+        return ys[:, -1] @ params["head"]  # (B, 1)
+
+    return jax_stock(shape, device, params, apply)
+
+
+def torch_cudnn(shape: Shape, device: str) -> Impl:
+    """A bare nn.LSTM + nn.Linear training step (MSE, clip_grad_norm_, Adam) on cuDNN, as a PyTorch user writes
+    it: torch's peer of jax-rnn-stock, without our reference trainer's per-step statistics."""
+    import torch
+
+    _require_gpu("torch-cudnn", device)
+    config = bench_config(shape, "torch", device)
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(shape.input_size, shape.hidden_size, shape.num_layers, batch_first=True).cuda()
+    head = torch.nn.Linear(shape.hidden_size, 1).cuda()
+    parameters = [*lstm.parameters(), *head.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=config.optimizer.lr)
+    data = synthetic_data(shape)
+    x = torch.as_tensor(data.train.x, dtype=torch.float32, device="cuda")
+    y = torch.as_tensor(data.train.y, dtype=torch.float32, device="cuda")
+    rows = torch.as_tensor(batch_rows(NUM_BATCHES, shape.batch), device="cuda")
+    counter = iter(range(10**9))
+
+    def step():
+        index = rows[next(counter) % NUM_BATCHES]
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.mean((head(lstm(x[index])[0][:, -1]) - y[index]) ** 2)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, config.clipping.max_norm)
+        optimizer.step()
+        torch.cuda.synchronize()
+
+    started = time.perf_counter()
+    step()  # cuDNN picks its algorithms and allocates its workspace on the first call
+    return Impl(time.perf_counter() - started, step)
+
+
+def _require_gpu(impl: str, device: str) -> None:
+    if device != "gpu":
+        raise ValueError(f"{impl} runs cuDNN, on a CUDA GPU only (--device gpu)")
+
+
 BUILDERS = {
     "torch-eager": partial(torch_trainer, compile_model=False),
     "torch-compile": partial(torch_trainer, compile_model=True),
@@ -192,6 +262,11 @@ BUILDERS = {
     "jax-epoch": partial(jax_trainer, whole_epoch=True),
     "jax-epoch-autodiff": partial(jax_trainer, whole_epoch=True, backward="autodiff"),
     "flax-stock": flax_stock,
+    # cuDNN rows (--device gpu): our trainer's cuDNN path, and the stock cuDNN steps of both frameworks
+    "jax-cudnn": partial(jax_trainer, whole_epoch=True, rnn="cudnn"),
+    "jax-rnn-stock": jax_rnn_stock,
+    "torch-cudnn": torch_cudnn,
 }
+GPU_ONLY = ("jax-cudnn", "jax-rnn-stock", "torch-cudnn")
 # A jax-epoch call runs every batch of the epoch; the others run one.
-PER_CALL_BATCHES = {"jax-epoch": NUM_BATCHES, "jax-epoch-autodiff": NUM_BATCHES}
+PER_CALL_BATCHES = {"jax-epoch": NUM_BATCHES, "jax-epoch-autodiff": NUM_BATCHES, "jax-cudnn": NUM_BATCHES}

@@ -29,9 +29,15 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {shape} | {r['impl']} | {r['median_ms']:.2f} | {r['min_ms']:.2f}–{r['max_ms']:.2f} | "
             f"{_fmt(r['ratio_vs_torch_eager'], '.2f')} | {r['compile_s']:.2f} | {r['gflops']:.1f} | "
-            f"{100 * r['peak_fraction']:.1f} | {_fmt(r['peak_memory_mb'], '.0f')} | "
+            f"{100 * r['peak_fraction']:.1f} | {_fmt(r.get('gpu_peak_memory_mb', r['peak_memory_mb']), '.0f')} | "
             f"{_fmt(r.get('xla_memory_mb'), '.1f')} |"
         )
+    if env["device"] == "gpu":
+        lines += [
+            "",
+            "On the GPU, peak MiB is torch's CUDA peak allocation for torch rows and host memory growth for JAX "
+            "rows, whose device buffers are XLA MiB; torch-eager is the reference trainer, its nn.LSTM on cuDNN.",
+        ]
     if "end_to_end" in results:
         lines += [
             "",
@@ -41,7 +47,8 @@ def markdown(results: dict) -> str:
             "|---|---:|---:|---:|---:|",
         ]
         lines += [
-            f"| {r['backend']} | {r['process_wall_s']:.1f} | {r['train_wall_s']:.1f} | {r['compile_s']:.2f} | "
+            f"| {r['backend']}{' (cudnn)' if r.get('rnn') == 'cudnn' else ''} | {r['process_wall_s']:.1f} | "
+            f"{r['train_wall_s']:.1f} | {r['compile_s']:.2f} | "
             f"{r['final_val_loss']:.4g} |"
             for r in results["end_to_end"]
         ]

@@ -68,6 +68,7 @@ FLAGS = [
     ("--unroll", "training", "unroll", int, "lax.scan unroll of the JAX recurrence"),
     ("--backward", "training", "backward", str, "JAX backward pass of the recurrence: custom or autodiff"),
     ("--device", "training", "device", str, "cpu (default) or gpu (the first CUDA GPU)"),
+    ("--rnn", "training", "rnn", str, "JAX recurrence: scan (lax.scan) or cudnn (NVIDIA cuDNN; GPU, float32)"),
     (
         "--init-from",
         "training",
@@ -85,6 +86,7 @@ CHOICES = {
     "--dtype": ("float32", "float64"),
     "--backward": ("custom", "autodiff"),
     "--device": ("cpu", "gpu"),
+    "--rnn": ("scan", "cudnn"),
 }
 
 

@@ -84,6 +84,7 @@ class TrainingConfig:
     backward: str = "custom"  # JAX backward pass of the recurrence: custom (hand-written, faster) | autodiff
     remat: bool = False  # JAX: recompute the recurrence's activations in the backward pass (memory for time)
     device: str = "cpu"  # cpu | gpu (the first CUDA GPU)
+    rnn: str = "scan"  # JAX recurrence: scan (lax.scan, any device) | cudnn (NVIDIA's kernel, GPU, float32)
     init_from: str | None = None  # a run directory: start from its weights and its fitted scaler
 
 
@@ -319,6 +320,10 @@ def validate(config: Config) -> Config:
     _positive_int("unroll", t.unroll)
     _require(t.backward in ("custom", "autodiff"), f"backward must be 'custom' or 'autodiff', got {t.backward!r}")
     _require(t.device in ("cpu", "gpu"), f"device must be 'cpu' or 'gpu', got {t.device!r}")
+    _require(t.rnn in ("scan", "cudnn"), f"rnn must be 'scan' or 'cudnn', got {t.rnn!r}")
+    if t.rnn == "cudnn":  # jax.experimental.rnn's cuDNN binding builds float32 descriptors only
+        _require(t.dtype == "float32", "rnn 'cudnn' runs float32 only; use --dtype float32 or --rnn scan")
+        _require(not t.remat, "remat applies to the scan recurrence; cuDNN keeps its own reserve space (drop --remat)")
 
     _require(d.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}, got {d.dataset!r}")
     _positive_int("window", d.window)

@@ -15,6 +15,7 @@ import numpy as np
 from flax import linen as nn
 
 from lstm_core import convert
+from lstm_jax import cudnn
 from lstm_jax.fused import fused_layer
 
 
@@ -60,24 +61,38 @@ class LSTMStack(nn.Module):
     unroll: int = 1
     backward: str = "custom"  # custom: fused.fused_layer; autodiff: lstm_layer
     remat: bool = False
+    rnn: str = "scan"  # scan: the lax.scan recurrence (backward, unroll, remat apply); cudnn: lstm_jax.cudnn
 
     @nn.compact
     def __call__(self, x: jax.Array, h_perturb: jax.Array, *, train: bool) -> jax.Array:
-        """x (B, T, In), h_perturb (L, T, B, H) -> the top layer's hs (T, B, H)."""
+        """x (B, T, In), h_perturb (L, T, B, H) -> the top layer's hs (T, B, H).
+
+        On the cuDNN path h_perturb is not used (cuDNN does not expose h_t inside the recurrence): the trainer
+        reads ‖dL/dh_t‖ from the scan path on the steps it probes. With dropout active the cuDNN path calls
+        cuDNN once per layer, so that the masks are flax's, drawn exactly as on the scan path.
+        """
         hidden, init = self.hidden_size, torch_uniform(1.0 / np.sqrt(self.hidden_size))
+        split_at_dropout = self.rnn == "cudnn" and train and self.dropout > 0
         hs = jnp.swapaxes(x, 0, 1)  # (T, B, In)
+        pending: list[cudnn.Layer] = []  # cuDNN path: layers declared but not run yet
         for k in range(self.num_layers):
-            if k > 0:  # nn.LSTM's dropout: on every layer's output but the last
+            if k > 0 and split_at_dropout:
+                hs, pending = cudnn.stack(hs, pending), []
+            if k > 0 and not pending:  # nn.LSTM's dropout: on every layer's output but the last
                 hs = nn.Dropout(self.dropout, deterministic=not train)(hs)
-            layer_input = hs.shape[-1]
+            layer_input = x.shape[-1] if k == 0 else hidden
             w_ih = self.param(f"weight_ih_l{k}", init, (4 * hidden, layer_input), x.dtype)
             w_hh = self.param(f"weight_hh_l{k}", init, (4 * hidden, hidden), x.dtype)
             b_ih = self.param(f"bias_ih_l{k}", init, (4 * hidden,), x.dtype)
             b_hh = self.param(f"bias_hh_l{k}", init, (4 * hidden,), x.dtype)
-            if self.backward == "custom":
+            if self.rnn == "cudnn":
+                pending.append((w_ih, w_hh, b_ih, b_hh))
+            elif self.backward == "custom":
                 hs = fused_layer(self.unroll, self.remat)(w_ih, w_hh, b_ih + b_hh, hs, h_perturb[k])  # (T, B, H)
             else:
                 hs = lstm_layer(hs, w_ih, w_hh, b_ih, b_hh, h_perturb[k], self.unroll, self.remat)  # (T, B, H)
+        if pending:
+            hs = cudnn.stack(hs, pending)
         return hs
 
 
@@ -104,13 +119,21 @@ class LSTMModel(nn.Module):
     unroll: int = 1
     backward: str = "custom"
     remat: bool = False
+    rnn: str = "scan"
 
     @nn.compact
     def __call__(self, x: jax.Array, h_perturb: jax.Array | None = None, *, train: bool = False) -> jax.Array:
         if h_perturb is None:
             h_perturb = zero_perturbation(self.num_layers, x.shape[1], x.shape[0], self.hidden_size, x.dtype)
         stack = LSTMStack(
-            self.hidden_size, self.num_layers, self.dropout, self.unroll, self.backward, self.remat, name="lstm"
+            self.hidden_size,
+            self.num_layers,
+            self.dropout,
+            self.unroll,
+            self.backward,
+            self.remat,
+            self.rnn,
+            name="lstm",
         )
         hs = stack(x, h_perturb, train=train)  # (T, B, H)
         return TorchLinear(self.num_outputs, name="head")(hs[-1])  # (B, O)

@@ -18,7 +18,7 @@ import optax
 
 from lstm_core.config import Config, ConfigError
 from lstm_core.data import Prepared, Split
-from lstm_jax import optim
+from lstm_jax import cudnn, optim
 from lstm_jax.model import LSTMModel, from_torch_names, to_torch_names, zero_perturbation
 
 
@@ -63,6 +63,7 @@ def param_norms(tree: dict, names: tuple[str, ...]) -> jax.Array:
 def train_step(
     state: TrainState,
     batch,
+    probe: jax.Array,
     *,
     model: LSTMModel,
     tx: optax.GradientTransformation,
@@ -70,13 +71,22 @@ def train_step(
     task: str,
     param_names: tuple[str, ...],
 ):
-    """One optimizer step on batch (x (B, T, In), y). Returns the new state and this step's statistics."""
+    """One optimizer step on batch (x (B, T, In), y). Returns the new state and this step's statistics.
+
+    `probe` (a bool scalar) asks for ‖dL/dh_t‖. The scan path gets it with the gradient at no extra cost; the
+    cuDNN path runs the scan path's backward pass for it on probed steps only (same weights, same dropout
+    masks), and reports zeros on the others.
+    """
     x, y = batch
     key, dropout_key = jax.random.split(state.key)
     h_perturb = zero_perturbation(model.num_layers, x.shape[1], x.shape[0], model.hidden_size, x.dtype)
-    loss, (grads, dh) = jax.value_and_grad(partial(loss_fn, model=model, task=task), argnums=(0, 3))(
-        state.params, x, y, h_perturb, dropout_key
-    )
+    inputs = (state.params, x, y, h_perturb, dropout_key)
+    if model.rnn == "scan":
+        loss, (grads, dh) = jax.value_and_grad(partial(loss_fn, model=model, task=task), argnums=(0, 3))(*inputs)
+    else:
+        loss, grads = jax.value_and_grad(partial(loss_fn, model=model, task=task))(*inputs)
+        scan_loss = partial(loss_fn, model=model.clone(rnn="scan"), task=task)
+        dh = jax.lax.cond(probe, lambda: jax.grad(scan_loss, argnums=3)(*inputs), lambda: h_perturb)
     grad_norm = optax.tree.norm(grads)
     stats = {
         "loss": loss,
@@ -91,23 +101,25 @@ def train_step(
     return TrainState(params, opt_state, key), stats
 
 
-def train_epoch(state: TrainState, x_train, y_train, batches, **static):
-    """All steps of one epoch: batches (num_batches, B) index into x_train (N, T, In) and y_train.
+def train_epoch(state: TrainState, x_train, y_train, batches, probes, **static):
+    """All steps of one epoch: batches (num_batches, B) index into x_train (N, T, In) and y_train; probes
+    (num_batches,) bool marks the steps whose ‖dL/dh_t‖ is recorded.
 
     From the first step whose loss or gradient norm is non-finite on, no update is applied, so the state keeps
     the last finite weights; the shared loop stops after that step (as torch's twin does).
     """
 
-    def body(carry, index):
+    def body(carry, inputs):
         state, finite_so_far = carry
-        new_state, stats = train_step(state, (x_train[index], y_train[index]), **static)
+        index, probe = inputs
+        new_state, stats = train_step(state, (x_train[index], y_train[index]), probe, **static)
         finite_so_far = finite_so_far & jnp.isfinite(stats["loss"]) & jnp.isfinite(stats["grad_norm"])
         kept = jax.tree.map(
             partial(jnp.where, finite_so_far), (new_state.params, new_state.opt_state), (state.params, state.opt_state)
         )
         return (TrainState(*kept, new_state.key), finite_so_far), stats
 
-    (state, _), stats = jax.lax.scan(body, (state, jnp.asarray(True)), batches)
+    (state, _), stats = jax.lax.scan(body, (state, jnp.asarray(True)), (batches, probes))
     return state, stats
 
 
@@ -141,7 +153,11 @@ class Trainer:
         self.param_names = tuple(weights)
         m = config.model
         t = config.training
-        self.model = LSTMModel(m.hidden_size, m.num_layers, data.num_outputs, m.dropout, t.unroll, t.backward, t.remat)
+        if t.rnn == "cudnn":
+            cudnn.require_gpu(self.device)
+        self.model = LSTMModel(
+            m.hidden_size, m.num_layers, data.num_outputs, m.dropout, t.unroll, t.backward, t.remat, t.rnn
+        )
         self.tx = optim.build_optimizer(config)
         params = from_torch_names(weights, self.dtype)
         state = TrainState(params, self.tx.init(params), jax.random.key(config.training.seed))
@@ -176,7 +192,8 @@ class Trainer:
         if num_batches not in self._compiled_epochs:
             started = time.perf_counter()
             batches = jax.ShapeDtypeStruct((num_batches, self.config.training.batch_size), jnp.int32)
-            lowered = self._jit_epoch.lower(self.state, self.x_train, self.y_train, batches)
+            probes = jax.ShapeDtypeStruct((num_batches,), jnp.bool_)
+            lowered = self._jit_epoch.lower(self.state, self.x_train, self.y_train, batches, probes)
             self._compiled_epochs[num_batches] = lowered.compile()
             self.compile_seconds += time.perf_counter() - started
         return self._compiled_epochs[num_batches]
@@ -191,12 +208,12 @@ class Trainer:
 
     def train_epoch(self, batches: np.ndarray, first_step: int) -> dict[str, np.ndarray]:
         """One jitted call for the whole epoch; statistics come back in one transfer (see lstm_torch's twin)."""
-        indices = jax.device_put(jnp.asarray(batches, jnp.int32), self.device)
-        self.state, stats = self._compiled_epoch(len(batches))(self.state, self.x_train, self.y_train, indices)
-        stats = jax.device_get(stats)
         every = self.config.training.grad_flow_every
         steps = first_step + np.arange(len(batches))
         probed = (steps % every == 0) if every else np.zeros(len(batches), bool)
+        indices, probes = jax.device_put((jnp.asarray(batches, jnp.int32), jnp.asarray(probed)), self.device)
+        self.state, stats = self._compiled_epoch(len(batches))(self.state, self.x_train, self.y_train, indices, probes)
+        stats = jax.device_get(stats)
         stats["grad_flow"] = stats["grad_flow"][probed]
         stats["grad_flow_steps"] = steps[probed]
         return stats

@@ -83,6 +83,17 @@ def test_float32_first_50_steps(case, device):
     assert loss.max_diff <= 1e-4
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", ["sine-2layer", "digits-1layer"])
+def test_float32_first_50_steps_on_cudnn(case):
+    """JAX's cuDNN path (jax.experimental.rnn) against torch's nn.LSTM, which runs cuDNN on a GPU, TF32 off."""
+    config = cases.make_config(cases.FLOAT32_CASES[case], device="gpu", grad_flow_every=1, rnn="cudnn")
+    report, _ = cases.run_and_compare(config)
+    assert_passed(report)
+    # The issue's float32 limit, as for the scan path.
+    assert cases.quantity(report, "loss").max_diff <= 1e-4
+
+
 @pytest.mark.slow
 def test_float32_drift_band_over_400_steps():
     """How far two float32 runs drift, step by step, on the 2-layer sine model (no tolerance window).
@@ -108,10 +119,19 @@ def test_float32_drift_band_over_400_steps():
         assert grads[steps <= last_step].max() <= band, (last_step, grads[steps <= last_step].max())
 
 
-def test_float32_full_default_training_ends_within_1_percent(tmp_path):
+@pytest.mark.parametrize(
+    "device, rnn",
+    [
+        pytest.param("cpu", "scan", id="cpu"),
+        pytest.param("gpu", "scan", id="gpu", marks=pytest.mark.gpu),
+        pytest.param("gpu", "cudnn", id="gpu-cudnn", marks=pytest.mark.gpu),
+    ],
+)
+def test_float32_full_default_training_ends_within_1_percent(device, rnn, tmp_path):
     """A full default run (sine, 20 epochs, 860 steps) through lstm-train's own loop, once per backend."""
+    training = TrainingConfig(grad_flow_every=0, device=device, rnn=rnn)
     summaries = {
-        backend: loop.train(Config(backend=backend, training=TrainingConfig(grad_flow_every=0)), tmp_path / backend)
+        backend: loop.train(Config(backend=backend, training=training), tmp_path / backend)
         for backend in ("torch", "jax")
     }
     assert summaries["torch"]["steps"] == summaries["jax"]["steps"] == 860

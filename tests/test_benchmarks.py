@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from jax.experimental import rnn
 
-from benchmarks import bench
+from benchmarks import bench, impls
 from benchmarks.impls import Shape
 from benchmarks.measure import lstm_step_flops, time_calls
+from tests.test_cudnn import reference_lstm
 
 
 def test_flops_count_both_matmuls_of_every_layer_three_times():
@@ -44,3 +46,25 @@ def test_a_tiny_row_has_every_field(impl):
         assert row["xla_memory_mb"] is None
     else:  # at least the float32 training data XLA holds as an argument: 32 samples x 5 steps x 2 features
         assert row["xla_memory_mb"] >= 32 * 5 * 2 * 4 / 2**20
+
+
+@pytest.mark.parametrize("impl", impls.GPU_ONLY)
+def test_cudnn_rows_on_a_cpu_are_reported_as_errors_that_name_the_fix(impl):
+    row = bench.bench_one(impl, Shape(4, 5, 2, 3, 2), "cpu", budget_s=0.0, peak=100.0)
+    assert "--device gpu" in row["error"] and "median_ms" not in row
+
+
+def test_the_stock_cudnn_row_trains_with_jax_reference_lstm_standing_in(monkeypatch):
+    """jax-rnn-stock's step (flat weights, head, optax chain), with the kernel replaced by jax's reference
+    (tests/test_cudnn.py): it compiles and steps; on a GPU the same code calls cuDNN."""
+    monkeypatch.setattr(rnn, "lstm", reference_lstm)
+    monkeypatch.setattr(impls, "_require_gpu", lambda impl, device: None)
+    built = impls.jax_rnn_stock(Shape(4, 5, 2, 3, 2), "cpu")
+    for _ in range(3):
+        built.step()
+    assert built.compile_s > 0 and built.xla_memory_mb > 0
+
+
+def test_cpu_default_rows_leave_out_the_cudnn_ones():
+    assert not set(bench.CPU_IMPLS) & set(impls.GPU_ONLY)
+    assert set(bench.CPU_IMPLS) | set(impls.GPU_ONLY) == set(impls.BUILDERS)

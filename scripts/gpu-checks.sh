@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Everything this project checks on a CUDA GPU, in one go: the parity suite's GPU variants and reports
+# (parity_tests/run_gpu.sh: the scan path and JAX's cuDNN path against torch's cuDNN, TF32 off), then the
+# benchmark grid with the cuDNN rows and the default job end to end (lstm-bench --device gpu).
+#
+# Usage: scripts/gpu-checks.sh [OUT_DIR]            (default runs/gpu; PYTHON overrides .venv/bin/python)
+# Writes OUT_DIR/parity/ (see run_gpu.sh) and OUT_DIR/bench/ (results.json, results.md, results.png);
+# commit the latter as benchmarks/results/gpu/. Each part has its own time limit (PARITY_TIMEOUT,
+# BENCH_TIMEOUT seconds), so that a lent machine's minutes are not spent on one part.
+# torch-compile is left out on the GPU: Inductor compiles for minutes per shape, and on the CPU it leaves
+# nn.LSTM to eager anyway (see README). Exit status: 0 when both parts passed, 1 otherwise.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-runs/gpu}"
+export PYTHON="${PYTHON:-.venv/bin/python}"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # torch and jax share the GPU in one process
+mkdir -p "$out"
+
+status=0
+timeout "${PARITY_TIMEOUT:-300}" bash parity_tests/run_gpu.sh "$out/parity" || status=1
+impls=torch-eager,torch-cudnn,jax-step,jax-epoch,jax-epoch-autodiff,jax-cudnn,flax-stock,jax-rnn-stock
+timeout "${BENCH_TIMEOUT:-300}" "$PYTHON" -m benchmarks.bench --device gpu --impls "$impls" --budget 1 \
+    --end-to-end --out "$out/bench" || status=1
+exit "$status"

@@ -1,0 +1,109 @@
+"""The cuDNN path (`training.rnn = "cudnn"`) on CPU, with jax's own reference LSTM standing in for the kernel.
+
+cuDNN itself runs only on a CUDA GPU (parity_tests run it there against torch with --gpu). Here
+`jax.experimental.rnn.lstm` is replaced by `unpack_lstm_weights` + `lstm_ref`: jax's documented reading of
+cuDNN's flat weight vector and its reference recurrence. What these tests check is ours: the packing of the
+torch-layout parameters, the per-layer split around dropout, the probe of ‖dL/dh_t‖ through the scan path,
+and the trainer's plumbing; both paths then compute the same function.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import rnn
+
+from lstm_core import cli, weights
+from lstm_core.config import ConfigError, from_dict
+from lstm_jax import cudnn
+from lstm_jax import model as jax_model
+from lstm_jax import train as jax_train
+from tests import conftest
+from tests.conftest import replace
+
+
+def reference_lstm(x, h_0, c_0, flat, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional):
+    """`rnn.lstm`'s signature and contract, computed by jax's pure-JAX reference from the same flat vector."""
+    w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(flat, input_size, hidden_size, num_layers, bidirectional)
+    return rnn.lstm_ref(
+        x, h_0, c_0, w_ih, w_hh, b_ih, b_hh, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional
+    )
+
+
+TORCH_ORDER = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # cudnn.Layer's order
+
+
+@pytest.fixture
+def cpu_cudnn(monkeypatch):
+    monkeypatch.setattr(cudnn.rnn, "lstm", reference_lstm)
+    monkeypatch.setattr(cudnn, "require_gpu", lambda device: None)
+
+
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_pack_is_the_layout_jax_reads_back(num_layers):
+    initial = weights.initial_weights(5, 7, num_layers, 1, np.random.default_rng(0))
+    layers = [tuple(initial[f"lstm.{kind}_l{k}"].astype(np.float32) for kind in TORCH_ORDER) for k in range(num_layers)]
+    flat = cudnn.pack(layers)
+    assert flat.shape == (rnn.get_num_params_in_lstm(5, 7, num_layers, False),)
+    unpacked = rnn.unpack_lstm_weights(flat, 5, 7, num_layers, False)
+    for k, layer in enumerate(layers):
+        for kind, read_back, ours in zip(TORCH_ORDER, (u[k] for u in unpacked), layer, strict=True):
+            np.testing.assert_array_equal(read_back, ours, err_msg=f"{kind}_l{k}")
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_cudnn_path_equals_the_scan_path_outputs_and_gradients(cpu_cudnn, dropout):
+    """2 layers, input 5, hidden 7, float32, in training mode (with dropout 0.5 each layer is its own call)."""
+    initial = weights.initial_weights(5, 7, 2, 1, np.random.default_rng(0))
+    params = jax_model.from_torch_names(initial, jnp.float32)
+    x = jax.random.normal(jax.random.key(1), (4, 9, 5))
+    paths = {path: jax_model.LSTMModel(7, 2, 1, dropout=dropout, rnn=path) for path in ("scan", "cudnn")}
+
+    def loss(params, path):
+        out = paths[path].apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(2)})
+        return jnp.mean(out**2), out
+
+    results = {path: jax.grad(loss, has_aux=True)(params, path) for path in paths}
+    # float32, the same maths in another order (lstm_ref splits the gates into four matmuls): rounding ~1e-7
+    # of values of order 1; the limit leaves 10x.
+    np.testing.assert_allclose(results["cudnn"][1], results["scan"][1], rtol=1e-5, atol=1e-6)
+    for name, grad in jax_model.to_torch_names(results["cudnn"][0]).items():
+        expected = jax_model.to_torch_names(results["scan"][0])[name]
+        np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6, err_msg=name)
+    if dropout:  # the masks are flax's on both paths: without dropout the outputs would differ
+        no_dropout = jax_model.LSTMModel(7, 2, 1, rnn="cudnn").apply({"params": params}, x)
+        assert np.max(np.abs(no_dropout - results["cudnn"][1])) > 1e-3
+
+
+def test_the_trainer_on_the_cudnn_path_follows_the_scan_path_and_probes_gradient_flow(cpu_cudnn, tiny_config):
+    config = replace(
+        tiny_config, model={"hidden_size": 8, "num_layers": 2, "dropout": 0.2}, training={"grad_flow_every": 3}
+    )
+    runs = {}
+    for path in ("scan", "cudnn"):
+        trainer, prepared, generators, _ = conftest.make_trainer(
+            replace(config, training={"rnn": path}), jax_train.Trainer
+        )
+        runs[path] = conftest.train_epochs(trainer, prepared, generators, 2)
+    scan, fast = runs["scan"], runs["cudnn"]
+    np.testing.assert_array_equal(fast["grad_flow_steps"], scan["grad_flow_steps"])
+    assert len(scan["grad_flow_steps"]) == 4  # steps 15, 18, 21, 24 of epoch 2 (12 batches an epoch)
+    # float32 along 24 Adam steps of two orderings of the same maths: measured ~1e-6; limits leave 10-100x.
+    np.testing.assert_allclose(fast["loss"], scan["loss"], rtol=1e-5)
+    np.testing.assert_allclose(fast["grad_flow"], scan["grad_flow"], rtol=1e-4)
+    assert np.all(fast["grad_flow"] > 0)
+
+
+def test_cudnn_is_refused_off_a_gpu_in_float64_and_with_remat(tiny_config, capsys):
+    with pytest.raises(ConfigError, match="--device gpu or --rnn scan"):
+        conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
+    with pytest.raises(ConfigError, match="float32 only"):
+        from_dict({"training": {"rnn": "cudnn", "dtype": "float64"}})
+    with pytest.raises(ConfigError, match="remat"):
+        from_dict({"training": {"rnn": "cudnn", "remat": True}})
+    with pytest.raises(ConfigError, match="rnn must be"):
+        from_dict({"training": {"rnn": "cuda"}})
+    assert cli.main(["--rnn", "cudnn", "--dtype", "float64", "--epochs", "1"]) == 2
+    assert "float32 only" in capsys.readouterr().err
