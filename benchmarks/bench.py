@@ -114,7 +114,9 @@ def add_ratios(rows: list[dict]) -> None:
         row["ratio_vs_torch_eager"] = base / row["median_ms"] if base and "median_ms" in row else None
 
 
-def run_grid(shapes, impl_names, device, budget_s, **training) -> dict:
+def run_grid(shapes, impl_names, device, budget_s, on_row=None, **training) -> dict:
+    """Every implementation on every shape; `on_row(results so far)` after each row (partial results survive
+    a time limit)."""
     import torch
 
     torch.set_num_threads(os.cpu_count())
@@ -128,7 +130,9 @@ def run_grid(shapes, impl_names, device, budget_s, **training) -> dict:
         for impl in impl_names:
             print(f"  {impl:14s} {shape}", file=sys.stderr, flush=True)
             rows.append(bench_one(impl, shape, device, budget_s, peak["peak"], **training))
-    add_ratios(rows)
+            add_ratios(rows)
+            if on_row:
+                on_row({"environment": environment(device), "matmul_peak_gflops": peak, "rows": rows})
     return {"environment": environment(device), "matmul_peak_gflops": peak, "rows": rows}
 
 
@@ -194,11 +198,15 @@ def main(argv: list[str] | None = None) -> int:
         report.scaling_chart(results, out / "scaling.png")
         print(report.scaling_table(results))
         return 0
-    results = run_grid(QUICK_GRID if args.quick else GRID, impl_names, args.device, budget, **training)
+
+    def save(results: dict) -> None:
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    results = run_grid(QUICK_GRID if args.quick else GRID, impl_names, args.device, budget, save, **training)
     results["command"] = "lstm-bench " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.end_to_end:
         results["end_to_end"] = end_to_end(args.device)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    save(results)
     table = report.markdown(results)
     (out / "results.md").write_text(table)
     report.ratio_chart(results, out / "results.png")

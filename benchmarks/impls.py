@@ -190,7 +190,9 @@ def flax_stock(shape: Shape, device: str) -> Impl:
             return nn.Dense(1)(x[:, -1])  # (B, 1)
 
     model = StockLSTM(shape.hidden_size, shape.num_layers)
-    params = model.init(jax.random.key(0), jnp.zeros((shape.batch, shape.seq_len, shape.input_size)))["params"]
+    params = model.init(jax.random.key(0), jnp.zeros((shape.batch, shape.seq_len, shape.input_size), jnp.float32))[
+        "params"
+    ]
     return jax_stock(shape, device, params, lambda params, x: model.apply({"params": params}, x))
 
 
@@ -208,7 +210,7 @@ def jax_rnn_stock(shape: Shape, device: str) -> Impl:
         "lstm": rnn.init_lstm_weight(keys[0], inputs, hidden, layers, False),
         "head": jax.random.uniform(keys[1], (hidden, 1), jnp.float32, -(hidden**-0.5), hidden**-0.5),
     }
-    zeros = jnp.zeros((layers, b, hidden))
+    zeros = jnp.zeros((layers, b, hidden), jnp.float32)
     lengths = jnp.full((b,), shape.seq_len, jnp.int32)
 
     def apply(params, x):

@@ -324,6 +324,10 @@ def validate(config: Config) -> Config:
     if t.rnn == "cudnn":  # jax.experimental.rnn's cuDNN binding builds float32 descriptors only
         _require(t.dtype == "float32", "rnn 'cudnn' runs float32 only; use --dtype float32 or --rnn scan")
         _require(not t.remat, "remat applies to the scan recurrence; cuDNN keeps its own reserve space (drop --remat)")
+        _require(
+            m.dropout == 0,
+            "rnn 'cudnn' runs all layers in one cuDNN call, no dropout between them; use --dropout 0 or --rnn scan",
+        )
 
     _require(d.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}, got {d.dataset!r}")
     _positive_int("window", d.window)

@@ -32,16 +32,15 @@ def pack(layers: list[Layer]) -> jax.Array:
     return jnp.concatenate(matrices + biases)
 
 
-def stack(xs: jax.Array, layers: list[Layer]) -> jax.Array:
-    """xs (T, B, In) time-major, as the scan path keeps it -> the top layer's hs (T, B, H): all `layers` in
-    one cuDNN call (which takes batch-first arrays), from a zero state. Dropout between layers is the
-    caller's (`lstm_jax.model.LSTMStack` then calls this once per layer)."""
-    steps, batch, inputs = xs.shape
+def stack(x: jax.Array, layers: list[Layer]) -> jax.Array:
+    """x (B, T, In) batch-first, as cuDNN reads it -> the top layer's outputs (B, T, H): all layers in one cuDNN
+    call, from a zero state."""
+    batch, steps, inputs = x.shape
     hidden = layers[0][1].shape[1]
-    zeros = jnp.zeros((len(layers), batch, hidden), xs.dtype)
+    zeros = jnp.zeros((len(layers), batch, hidden), x.dtype)
     lengths = jnp.full((batch,), steps, jnp.int32)
     ys, _, _ = rnn.lstm(
-        jnp.swapaxes(xs, 0, 1),
+        x,
         zeros,
         zeros,
         pack(layers),
@@ -52,4 +51,4 @@ def stack(xs: jax.Array, layers: list[Layer]) -> jax.Array:
         dropout=0.0,
         bidirectional=False,
     )
-    return jnp.swapaxes(ys, 0, 1)
+    return ys

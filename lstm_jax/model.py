@@ -65,35 +65,37 @@ class LSTMStack(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, h_perturb: jax.Array, *, train: bool) -> jax.Array:
-        """x (B, T, In), h_perturb (L, T, B, H) -> the top layer's hs (T, B, H).
+        """x (B, T, In), h_perturb (L, T, B, H) -> the top layer's last hidden state h_T (B, H).
 
-        On the cuDNN path h_perturb is not used (cuDNN does not expose h_t inside the recurrence): the trainer
-        reads ‖dL/dh_t‖ from the scan path on the steps it probes. With dropout active the cuDNN path calls
-        cuDNN once per layer, so that the masks are flax's, drawn exactly as on the scan path.
+        The cuDNN path ignores h_perturb (cuDNN does not expose h_t inside its recurrence): the trainer reads
+        ‖dL/dh_t‖ through the scan path on the steps it probes. It hands cuDNN the batch-first input as it
+        comes and slices the batch-first output, with no transpose next to the kernel: its custom call sets no
+        layouts, so XLA would be free to fold a transpose into the layout of the buffers cuDNN reads.
         """
-        hidden, init = self.hidden_size, torch_uniform(1.0 / np.sqrt(self.hidden_size))
-        split_at_dropout = self.rnn == "cudnn" and train and self.dropout > 0
+        if self.rnn == "cudnn":  # no dropout here: config refuses it (layers would need one call each)
+            inputs = [x.shape[-1]] + [self.hidden_size] * (self.num_layers - 1)
+            layers = [self.layer_params(k, size, x.dtype) for k, size in enumerate(inputs)]
+            return cudnn.stack(x, layers)[:, -1]  # (B, H)
         hs = jnp.swapaxes(x, 0, 1)  # (T, B, In)
-        pending: list[cudnn.Layer] = []  # cuDNN path: layers declared but not run yet
         for k in range(self.num_layers):
-            if k > 0 and split_at_dropout:
-                hs, pending = cudnn.stack(hs, pending), []
-            if k > 0 and not pending:  # nn.LSTM's dropout: on every layer's output but the last
+            if k > 0:  # nn.LSTM's dropout: on every layer's output but the last
                 hs = nn.Dropout(self.dropout, deterministic=not train)(hs)
-            layer_input = x.shape[-1] if k == 0 else hidden
-            w_ih = self.param(f"weight_ih_l{k}", init, (4 * hidden, layer_input), x.dtype)
-            w_hh = self.param(f"weight_hh_l{k}", init, (4 * hidden, hidden), x.dtype)
-            b_ih = self.param(f"bias_ih_l{k}", init, (4 * hidden,), x.dtype)
-            b_hh = self.param(f"bias_hh_l{k}", init, (4 * hidden,), x.dtype)
-            if self.rnn == "cudnn":
-                pending.append((w_ih, w_hh, b_ih, b_hh))
-            elif self.backward == "custom":
+            w_ih, w_hh, b_ih, b_hh = self.layer_params(k, hs.shape[-1], x.dtype)
+            if self.backward == "custom":
                 hs = fused_layer(self.unroll, self.remat)(w_ih, w_hh, b_ih + b_hh, hs, h_perturb[k])  # (T, B, H)
             else:
                 hs = lstm_layer(hs, w_ih, w_hh, b_ih, b_hh, h_perturb[k], self.unroll, self.remat)  # (T, B, H)
-        if pending:
-            hs = cudnn.stack(hs, pending)
-        return hs
+        return hs[-1]
+
+    def layer_params(self, k: int, layer_input: int, dtype) -> cudnn.Layer:
+        """Layer k's w_ih (4H, In_k), w_hh (4H, H), b_ih (4H,), b_hh (4H,), named as in torch's state_dict."""
+        hidden, init = self.hidden_size, torch_uniform(1.0 / np.sqrt(self.hidden_size))
+        return (
+            self.param(f"weight_ih_l{k}", init, (4 * hidden, layer_input), dtype),
+            self.param(f"weight_hh_l{k}", init, (4 * hidden, hidden), dtype),
+            self.param(f"bias_ih_l{k}", init, (4 * hidden,), dtype),
+            self.param(f"bias_hh_l{k}", init, (4 * hidden,), dtype),
+        )
 
 
 class TorchLinear(nn.Module):
@@ -135,8 +137,7 @@ class LSTMModel(nn.Module):
             self.rnn,
             name="lstm",
         )
-        hs = stack(x, h_perturb, train=train)  # (T, B, H)
-        return TorchLinear(self.num_outputs, name="head")(hs[-1])  # (B, O)
+        return TorchLinear(self.num_outputs, name="head")(stack(x, h_perturb, train=train))  # (B, O)
 
 
 def zero_perturbation(num_layers: int, seq_len: int, batch: int, hidden: int, dtype) -> jax.Array:

@@ -123,6 +123,24 @@ def train_epoch(state: TrainState, x_train, y_train, batches, probes, **static):
     return state, stats
 
 
+def cudnn_disagreement(params, xs, ys, key, *, model: LSTMModel, task: str) -> jax.Array:
+    """(2,): the largest relative difference of the loss and of the gradient (global norm) between the model's
+    cuDNN path and its scan path, over batches xs (K, B, T, In), ys (K, B, ...), inside a `lax.scan` as in the
+    fused epoch. The cuDNN trainer refuses to start when they disagree (see `Trainer`)."""
+    h_perturb = zero_perturbation(model.num_layers, xs.shape[2], xs.shape[1], model.hidden_size, xs.dtype)
+
+    def batch(carry, inputs):
+        x, y = inputs
+        (loss, grads), (scan_loss, scan_grads) = (
+            jax.value_and_grad(partial(loss_fn, model=path, task=task))(params, x, y, h_perturb, key)
+            for path in (model, model.clone(rnn="scan"))
+        )
+        grad_diff = optax.tree.norm(jax.tree.map(jnp.subtract, grads, scan_grads)) / optax.tree.norm(scan_grads)
+        return carry, jnp.stack([jnp.abs(loss - scan_loss) / jnp.abs(scan_loss), grad_diff])
+
+    return jax.lax.scan(batch, None, (xs, ys))[1].max(axis=0)
+
+
 def predict(params, x, *, model: LSTMModel) -> jax.Array:
     return model.apply({"params": params}, x, train=False)  # (N, O)
 
@@ -185,6 +203,29 @@ class Trainer:
             self._predict.lower(self.state.params, self._arrays(split)[0]).compile()
         self.compile_seconds += time.perf_counter() - started
         self._step_details = jax.jit(partial(step_details, model=self.model, task=self.task))
+        if t.rnn == "cudnn":
+            self._check_cudnn(data.train)
+
+    # float32 rounding puts the two paths ~1e-6 apart (measured on an H100); a broken kernel call, O(1).
+    CUDNN_AGREEMENT = 1e-3
+
+    def _check_cudnn(self, train: Split) -> None:
+        """Refuse the cuDNN path where it does not compute what the scan path computes, on the first two
+        training batches (measured on an H100 with jax 0.11.2: the binding matched jax's reference LSTM alone,
+        but inside this trainer the parity suite saw O(1) differences). Costs one extra compile."""
+        started = time.perf_counter()
+        size = self.config.training.batch_size
+        count = min(2, len(train) // size)
+        x, y = self._arrays(Split(train.x[: count * size], train.y[: count * size]))
+        batches = (x.reshape(count, size, *x.shape[1:]), y.reshape(count, size, *y.shape[1:]))
+        check = jax.jit(partial(cudnn_disagreement, model=self.model, task=self.task))
+        loss_diff, grad_diff = (float(d) for d in check(self.state.params, *batches, self.state.key))
+        self.compile_seconds += time.perf_counter() - started
+        if not max(loss_diff, grad_diff) <= self.CUDNN_AGREEMENT:
+            raise ConfigError(
+                f"rnn 'cudnn' disagrees with the scan path on this machine (loss {loss_diff:.2g}, gradient "
+                f"{grad_diff:.2g} relative; float32 allows {self.CUDNN_AGREEMENT:g}); use --rnn scan"
+            )
 
     def _compiled_epoch(self, num_batches: int):
         """The epoch compiled for `num_batches` batches: a full epoch at construction, any other count (the parity

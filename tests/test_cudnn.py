@@ -53,34 +53,28 @@ def test_pack_is_the_layout_jax_reads_back(num_layers):
             np.testing.assert_array_equal(read_back, ours, err_msg=f"{kind}_l{k}")
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.5])
-def test_cudnn_path_equals_the_scan_path_outputs_and_gradients(cpu_cudnn, dropout):
-    """2 layers, input 5, hidden 7, float32, in training mode (with dropout 0.5 each layer is its own call)."""
+def test_cudnn_path_equals_the_scan_path_outputs_and_gradients(cpu_cudnn):
+    """2 layers, input 5, hidden 7, float32, in training mode."""
     initial = weights.initial_weights(5, 7, 2, 1, np.random.default_rng(0))
     params = jax_model.from_torch_names(initial, jnp.float32)
     x = jax.random.normal(jax.random.key(1), (4, 9, 5))
-    paths = {path: jax_model.LSTMModel(7, 2, 1, dropout=dropout, rnn=path) for path in ("scan", "cudnn")}
+    paths = {path: jax_model.LSTMModel(7, 2, 1, rnn=path) for path in ("scan", "cudnn")}
 
     def loss(params, path):
-        out = paths[path].apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(2)})
+        out = paths[path].apply({"params": params}, x, train=True)
         return jnp.mean(out**2), out
 
     results = {path: jax.grad(loss, has_aux=True)(params, path) for path in paths}
     # float32, the same maths in another order (lstm_ref splits the gates into four matmuls): rounding ~1e-7
-    # of values of order 1; the limit leaves 10x.
+    # of values of order 1; the limits leave 10x.
     np.testing.assert_allclose(results["cudnn"][1], results["scan"][1], rtol=1e-5, atol=1e-6)
+    expected = jax_model.to_torch_names(results["scan"][0])
     for name, grad in jax_model.to_torch_names(results["cudnn"][0]).items():
-        expected = jax_model.to_torch_names(results["scan"][0])[name]
-        np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6, err_msg=name)
-    if dropout:  # the masks are flax's on both paths: without dropout the outputs would differ
-        no_dropout = jax_model.LSTMModel(7, 2, 1, rnn="cudnn").apply({"params": params}, x)
-        assert np.max(np.abs(no_dropout - results["cudnn"][1])) > 1e-3
+        np.testing.assert_allclose(grad, expected[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_the_trainer_on_the_cudnn_path_follows_the_scan_path_and_probes_gradient_flow(cpu_cudnn, tiny_config):
-    config = replace(
-        tiny_config, model={"hidden_size": 8, "num_layers": 2, "dropout": 0.2}, training={"grad_flow_every": 3}
-    )
+    config = replace(tiny_config, model={"hidden_size": 8, "num_layers": 2}, training={"grad_flow_every": 3})
     runs = {}
     for path in ("scan", "cudnn"):
         trainer, prepared, generators, _ = conftest.make_trainer(
@@ -96,13 +90,28 @@ def test_the_trainer_on_the_cudnn_path_follows_the_scan_path_and_probes_gradient
     assert np.all(fast["grad_flow"] > 0)
 
 
-def test_cudnn_is_refused_off_a_gpu_in_float64_and_with_remat(tiny_config, capsys):
+def test_a_kernel_that_disagrees_with_the_scan_path_is_refused_before_training(monkeypatch, tiny_config):
+    """A stand-in that reads the flat vector with gates g and o swapped: forward and gradients go wrong."""
+
+    def swapped(x, h_0, c_0, flat, lengths, input_size, hidden_size, num_layers, dropout, bidirectional):
+        flat = rnn.swap_lstm_gates(flat, input_size, hidden_size, num_layers, bidirectional)
+        return reference_lstm(x, h_0, c_0, flat, lengths, input_size, hidden_size, num_layers, dropout, bidirectional)
+
+    monkeypatch.setattr(cudnn.rnn, "lstm", swapped)
+    monkeypatch.setattr(cudnn, "require_gpu", lambda device: None)
+    with pytest.raises(ConfigError, match=r"disagrees with the scan path .* use --rnn scan"):
+        conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
+
+
+def test_cudnn_is_refused_off_a_gpu_in_float64_with_remat_and_with_dropout(tiny_config, capsys):
     with pytest.raises(ConfigError, match="--device gpu or --rnn scan"):
         conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
     with pytest.raises(ConfigError, match="float32 only"):
         from_dict({"training": {"rnn": "cudnn", "dtype": "float64"}})
     with pytest.raises(ConfigError, match="remat"):
         from_dict({"training": {"rnn": "cudnn", "remat": True}})
+    with pytest.raises(ConfigError, match="no dropout between them"):
+        from_dict({"training": {"rnn": "cudnn"}, "model": {"num_layers": 2, "dropout": 0.1}})
     with pytest.raises(ConfigError, match="rnn must be"):
         from_dict({"training": {"rnn": "cuda"}})
     assert cli.main(["--rnn", "cudnn", "--dtype", "float64", "--epochs", "1"]) == 2
