@@ -25,6 +25,7 @@ from benchmarks import impls, report
 from benchmarks.impls import PER_CALL_BATCHES, Shape
 from benchmarks.measure import lstm_step_flops, time_calls
 from benchmarks.peak import matmul_peak_gflops
+from parity_tests.engine import gpu_available, pin_gpu_precision
 
 GRID = [Shape(32, 50, 1, 64, 1), Shape(64, 100, 8, 128, 1), Shape(128, 100, 32, 256, 2), Shape(16, 500, 1, 64, 1)]
 QUICK_GRID = [Shape(32, 50, 1, 64, 1), Shape(16, 500, 1, 64, 1), Shape(64, 100, 8, 128, 1)]
@@ -49,16 +50,6 @@ def environment(device: str) -> dict:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["matmul_precision"] = "float32, TF32 off (as the parity suite runs)"
     return info
-
-
-def gpu_visible() -> bool:
-    import jax
-    import torch
-
-    try:
-        return torch.cuda.is_available() and bool(jax.devices("gpu"))
-    except RuntimeError:
-        return False
 
 
 def bench_one(impl: str, shape: Shape, device: str, budget_s: float, peak: float, **training) -> dict:
@@ -121,19 +112,17 @@ def run_grid(shapes, impl_names, device, budget_s, on_row=None, **training) -> d
 
     torch.set_num_threads(os.cpu_count())
     if device == "gpu":  # full float32 on both stacks: the configuration whose parity is tested
-        from parity_tests.engine import pin_gpu_precision
-
         pin_gpu_precision()
     peak = matmul_peak_gflops(device)
-    rows = []
+    results = {"environment": environment(device), "matmul_peak_gflops": peak, "rows": []}
     for shape in shapes:
         for impl in impl_names:
             print(f"  {impl:14s} {shape}", file=sys.stderr, flush=True)
-            rows.append(bench_one(impl, shape, device, budget_s, peak["peak"], **training))
-            add_ratios(rows)
+            results["rows"].append(bench_one(impl, shape, device, budget_s, peak["peak"], **training))
+            add_ratios(results["rows"])
             if on_row:
-                on_row({"environment": environment(device), "matmul_peak_gflops": peak, "rows": rows})
-    return {"environment": environment(device), "matmul_peak_gflops": peak, "rows": rows}
+                on_row(results)
+    return results
 
 
 def end_to_end(device: str, runs: int = 1) -> list[dict]:
@@ -186,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(impl_names) - set(impls.BUILDERS))
     if unknown:
         parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(impls.BUILDERS)}")
-    if args.device == "gpu" and not gpu_visible():
+    if args.device == "gpu" and not gpu_available():
         parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
     budget = args.budget or (0.5 if args.quick else 2.0)
     training = {"unroll": args.unroll} if args.unroll != 1 else {}

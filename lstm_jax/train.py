@@ -74,8 +74,8 @@ def train_step(
     """One optimizer step on batch (x (B, T, In), y). Returns the new state and this step's statistics.
 
     `probe` (a bool scalar) asks for ‖dL/dh_t‖. The scan path gets it with the gradient at no extra cost; the
-    cuDNN path runs the scan path's backward pass for it on probed steps only (same weights, same dropout
-    masks), and reports zeros on the others.
+    cuDNN path runs the scan path's backward pass for it on probed steps only (same weights and batch), and
+    reports zeros on the others.
     """
     x, y = batch
     key, dropout_key = jax.random.split(state.key)
@@ -187,6 +187,8 @@ class Trainer:
         self.x_train, self.y_train = self._arrays(data.train)
 
         self.compile_seconds = 0.0
+        if t.rnn == "cudnn":  # before the compiles it would otherwise waste
+            self._check_cudnn()
         static = {
             "model": self.model,
             "tx": self.tx,
@@ -203,21 +205,18 @@ class Trainer:
             self._predict.lower(self.state.params, self._arrays(split)[0]).compile()
         self.compile_seconds += time.perf_counter() - started
         self._step_details = jax.jit(partial(step_details, model=self.model, task=self.task))
-        if t.rnn == "cudnn":
-            self._check_cudnn(data.train)
 
     # float32 rounding puts the two paths ~1e-6 apart (measured on an H100); a broken kernel call, O(1).
     CUDNN_AGREEMENT = 1e-3
 
-    def _check_cudnn(self, train: Split) -> None:
+    def _check_cudnn(self) -> None:
         """Refuse the cuDNN path where it does not compute what the scan path computes, on the first two
         training batches (measured on an H100 with jax 0.11.2: the binding matched jax's reference LSTM alone,
         but inside this trainer the parity suite saw O(1) differences). Costs one extra compile."""
         started = time.perf_counter()
         size = self.config.training.batch_size
-        count = min(2, len(train) // size)
-        x, y = self._arrays(Split(train.x[: count * size], train.y[: count * size]))
-        batches = (x.reshape(count, size, *x.shape[1:]), y.reshape(count, size, *y.shape[1:]))
+        count = min(2, len(self.x_train) // size)
+        batches = [a[: count * size].reshape(count, size, *a.shape[1:]) for a in (self.x_train, self.y_train)]
         check = jax.jit(partial(cudnn_disagreement, model=self.model, task=self.task))
         loss_diff, grad_diff = (float(d) for d in check(self.state.params, *batches, self.state.key))
         self.compile_seconds += time.perf_counter() - started

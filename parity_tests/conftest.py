@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import pytest
 import torch
 
 from parity_tests import engine
 from parity_tests.cases import write_five_feature_csv
+from parity_tests.engine import gpu_available
 
 
 def pytest_addoption(parser):
@@ -25,15 +25,6 @@ def pytest_addoption(parser):
         action="store_true",
         help="run the parity suite's GPU variants (marker gpu) on a CUDA GPU, with matmul precision pinned",
     )
-
-
-def gpu_available() -> bool:
-    """A CUDA GPU that both torch and jax can use."""
-    try:
-        jax_gpus = jax.devices("gpu")
-    except RuntimeError:
-        jax_gpus = []
-    return torch.cuda.is_available() and bool(jax_gpus)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -97,6 +97,18 @@ def backend_configs(config: Config, jax_config: Config | None = None) -> dict[st
     }
 
 
+def gpu_available() -> bool:
+    """A CUDA GPU that both torch and jax can use."""
+    import jax
+    import torch
+
+    try:
+        jax_gpus = jax.devices("gpu")
+    except RuntimeError:
+        jax_gpus = []
+    return torch.cuda.is_available() and bool(jax_gpus)
+
+
 def pin_gpu_precision() -> None:
     """Full float32 matmuls on a GPU: JAX 'highest', and no TF32 in torch's matmuls or cuDNN."""
     import jax

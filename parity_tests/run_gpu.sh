@@ -14,7 +14,7 @@ out="${1:-runs/gpu-parity}"
 python="${PYTHON:-.venv/bin/python}"
 mkdir -p "$out"
 
-if ! "$python" -c 'import sys; from parity_tests.conftest import gpu_available; sys.exit(not gpu_available())'; then
+if ! "$python" -c 'import sys; from parity_tests.engine import gpu_available; sys.exit(not gpu_available())'; then
     echo "run_gpu.sh: torch and jax see no CUDA GPU; nothing run" >&2
     exit 3
 fi
