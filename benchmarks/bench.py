@@ -21,6 +21,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import lstm_jax  # noqa: F401  (first: one jax CPU device per core, before the peak measurement runs jax)
 from benchmarks import impls, report
 from benchmarks.impls import PER_CALL_BATCHES, Shape
 from benchmarks.measure import lstm_step_flops, time_calls
@@ -33,6 +34,7 @@ CPU_IMPLS = [name for name in impls.BUILDERS if name not in impls.GPU_ONLY]
 
 
 def environment(device: str) -> dict:
+    import jax
     import torch
 
     versions = {name: metadata.version(name) for name in ("jax", "jaxlib", "flax", "optax", "torch", "numpy")}
@@ -44,6 +46,7 @@ def environment(device: str) -> dict:
         "python": platform.python_version(),
         "versions": versions,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "jax_cpu_devices": len(jax.devices("cpu")),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     if device == "gpu":
@@ -91,6 +94,7 @@ def bench_one(impl: str, shape: Shape, device: str, budget_s: float, peak: float
         "peak_fraction": gflops / peak,
         "peak_memory_mb": timing.peak_memory_mb,
         "xla_memory_mb": built.xla_memory_mb,
+        "shards": built.shards,
     }
 
 
@@ -165,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--budget", type=float, default=None, help="seconds of timed repeats per row")
     parser.add_argument("--unroll", type=int, default=1, help="lax.scan unroll for the JAX trainer rows")
+    parser.add_argument(
+        "--shards", type=int, default=0, help="devices the JAX trainer rows split a batch over (0: auto, per core)"
+    )
     parser.add_argument("--scaling", action="store_true", help="time and memory against seq_len and hidden size")
     parser.add_argument("--end-to-end", action="store_true", help="also time the default lstm-train job")
     args = parser.parse_args(argv)
@@ -179,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
     budget = args.budget or (0.5 if args.quick else 2.0)
     training = {"unroll": args.unroll} if args.unroll != 1 else {}
+    if args.shards:
+        training["shards"] = args.shards
     if args.scaling:
         from benchmarks import scaling
 

@@ -38,6 +38,7 @@ class Impl:
     compile_s: float
     step: Callable[[], object]
     xla_memory_mb: float | None = None  # XLA's own account of one call's buffers (JAX rows only)
+    shards: int | None = None  # devices our JAX trainer splits the batch over (its rows only)
 
 
 def xla_memory_mb(compiled) -> float | None:
@@ -119,7 +120,8 @@ def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Imp
     compile_s = trainer.compile_seconds
     if whole_epoch:
         compiled = trainer._compiled_epoch(NUM_BATCHES)
-        return Impl(compile_s, lambda: trainer.train_epoch(rows, 1), xla_memory_mb(compiled))  # synchronised
+        epoch = lambda: trainer.train_epoch(rows, 1)  # noqa: E731 (returns numpy: synchronised)
+        return Impl(compile_s, epoch, xla_memory_mb(compiled), trainer.mesh.size)
     started = time.perf_counter()
     compiled = trainer._compiled_epoch(1)
     compile_s += time.perf_counter() - started
@@ -129,7 +131,7 @@ def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Imp
         i = next(counter) % NUM_BATCHES
         trainer.train_epoch(rows[i : i + 1], i + 1)
 
-    return Impl(compile_s, step, xla_memory_mb(compiled))
+    return Impl(compile_s, step, xla_memory_mb(compiled), trainer.mesh.size)
 
 
 def jax_stock(shape: Shape, device: str, params: dict, apply: Callable) -> Impl:
@@ -262,6 +264,7 @@ BUILDERS = {
     "torch-compile": partial(torch_trainer, compile_model=True),
     "jax-step": partial(jax_trainer, whole_epoch=False),
     "jax-epoch": partial(jax_trainer, whole_epoch=True),
+    "jax-epoch-1shard": partial(jax_trainer, whole_epoch=True, shards=1),  # what splitting the batch adds
     "jax-epoch-autodiff": partial(jax_trainer, whole_epoch=True, backward="autodiff"),
     "flax-stock": flax_stock,
     # cuDNN rows (--device gpu): our trainer's cuDNN path, and the stock cuDNN steps of both frameworks
@@ -271,4 +274,4 @@ BUILDERS = {
 }
 GPU_ONLY = ("jax-cudnn", "jax-rnn-stock", "torch-cudnn")
 # A jax-epoch call runs every batch of the epoch; the others run one.
-PER_CALL_BATCHES = {"jax-epoch": NUM_BATCHES, "jax-epoch-autodiff": NUM_BATCHES, "jax-cudnn": NUM_BATCHES}
+PER_CALL_BATCHES = {name: NUM_BATCHES for name in ("jax-epoch", "jax-epoch-1shard", "jax-epoch-autodiff", "jax-cudnn")}

@@ -70,6 +70,13 @@ FLAGS = [
     ("--device", "training", "device", str, "cpu (default) or gpu (the first CUDA GPU)"),
     ("--rnn", "training", "rnn", str, "JAX recurrence: scan (lax.scan) or cudnn (NVIDIA cuDNN; GPU, float32)"),
     (
+        "--shards",
+        "training",
+        "shards",
+        int,
+        "JAX: split each batch over this many devices, one per CPU core (0: auto, as many as divide the batch)",
+    ),
+    (
         "--init-from",
         "training",
         "init_from",

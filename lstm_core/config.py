@@ -85,6 +85,7 @@ class TrainingConfig:
     remat: bool = False  # JAX: recompute the recurrence's activations in the backward pass (memory for time)
     device: str = "cpu"  # cpu | gpu (the first CUDA GPU)
     rnn: str = "scan"  # JAX recurrence: scan (lax.scan, any device) | cudnn (NVIDIA's kernel, GPU, float32)
+    shards: int = 0  # JAX: split each batch over this many devices (0: auto, one per CPU core that divides the batch)
     init_from: str | None = None  # a run directory: start from its weights and its fitted scaler
 
 
@@ -321,6 +322,11 @@ def validate(config: Config) -> Config:
     _require(t.backward in ("custom", "autodiff"), f"backward must be 'custom' or 'autodiff', got {t.backward!r}")
     _require(t.device in ("cpu", "gpu"), f"device must be 'cpu' or 'gpu', got {t.device!r}")
     _require(t.rnn in ("scan", "cudnn"), f"rnn must be 'scan' or 'cudnn', got {t.rnn!r}")
+    _require(isinstance(t.shards, int) and t.shards >= 0, f"shards must be an integer >= 0, got {t.shards!r}")
+    _require(
+        t.shards == 0 or t.batch_size % t.shards == 0,
+        f"shards ({t.shards}) must divide batch_size ({t.batch_size}) into equal parts; use --shards 0 (auto)",
+    )
     if t.rnn == "cudnn":  # jax.experimental.rnn's cuDNN binding builds float32 descriptors only
         _require(t.dtype == "float32", "rnn 'cudnn' runs float32 only; use --dtype float32 or --rnn scan")
         _require(not t.remat, "remat applies to the scan recurrence; cuDNN keeps its own reserve space (drop --remat)")

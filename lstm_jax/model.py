@@ -62,6 +62,7 @@ class LSTMStack(nn.Module):
     backward: str = "custom"  # custom: fused.fused_layer; autodiff: lstm_layer
     remat: bool = False
     rnn: str = "scan"  # scan: the lax.scan recurrence (backward, unroll, remat apply); cudnn: lstm_jax.cudnn
+    batch_axis: str | None = None  # the shard_map axis the batch is split over (lstm_jax.train), if any
 
     @nn.compact
     def __call__(self, x: jax.Array, h_perturb: jax.Array, *, train: bool) -> jax.Array:
@@ -79,13 +80,23 @@ class LSTMStack(nn.Module):
         hs = jnp.swapaxes(x, 0, 1)  # (T, B, In)
         for k in range(self.num_layers):
             if k > 0:  # nn.LSTM's dropout: on every layer's output but the last
-                hs = nn.Dropout(self.dropout, deterministic=not train)(hs)
+                hs = self.drop(hs, nn.Dropout(self.dropout, deterministic=not train))
             w_ih, w_hh, b_ih, b_hh = self.layer_params(k, hs.shape[-1], x.dtype)
             if self.backward == "custom":
                 hs = fused_layer(self.unroll, self.remat)(w_ih, w_hh, b_ih + b_hh, hs, h_perturb[k])  # (T, B, H)
             else:
                 hs = lstm_layer(hs, w_ih, w_hh, b_ih, b_hh, h_perturb[k], self.unroll, self.remat)  # (T, B, H)
         return hs[-1]
+
+    def drop(self, hs: jax.Array, dropout: nn.Dropout) -> jax.Array:
+        """Dropout on hs (T, B, H). On a shard of the batch, the shard's rows of the mask drawn for the whole batch
+        (dropout of ones: 0 or 1 / (1 - rate)), so that a run's masks do not depend on the number of shards."""
+        if self.batch_axis is None:
+            return dropout(hs)
+        steps, batch, hidden = hs.shape
+        shards, shard = jax.lax.axis_size(self.batch_axis), jax.lax.axis_index(self.batch_axis)
+        scale = dropout(jnp.ones((steps, shards * batch, hidden), hs.dtype))  # (T, B_whole, H)
+        return hs * jax.lax.dynamic_slice_in_dim(scale, shard * batch, batch, axis=1)
 
     def layer_params(self, k: int, layer_input: int, dtype) -> cudnn.Layer:
         """Layer k's w_ih (4H, In_k), w_hh (4H, H), b_ih (4H,), b_hh (4H,), named as in torch's state_dict."""
@@ -122,6 +133,7 @@ class LSTMModel(nn.Module):
     backward: str = "custom"
     remat: bool = False
     rnn: str = "scan"
+    batch_axis: str | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, h_perturb: jax.Array | None = None, *, train: bool = False) -> jax.Array:
@@ -135,6 +147,7 @@ class LSTMModel(nn.Module):
             self.backward,
             self.remat,
             self.rnn,
+            self.batch_axis,
             name="lstm",
         )
         return TorchLinear(self.num_outputs, name="head")(stack(x, h_perturb, train=train))  # (B, O)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lstm_core.config import Config, ConfigError
 from lstm_core.data import Prepared, Split
@@ -32,12 +33,26 @@ class TrainState(NamedTuple):
     key: jax.Array  # dropout
 
 
-def device(name: str) -> jax.Device:
-    """The jax device that `training.device` names: the first CPU or the first GPU."""
+BATCH = "batch"  # the mesh axis a batch is split over
+
+
+def batch_mesh(name: str, shards: int, batch_size: int) -> Mesh:
+    """The devices of kind `name` (cpu | gpu) that a batch of `batch_size` is split over: `shards` of them, or
+    with 0 the most that divide the batch into equal parts (on CPU one per core, see `lstm_jax`; one GPU)."""
     try:
-        return jax.devices(name)[0]
+        devices = jax.devices(name)
     except RuntimeError:
         raise ConfigError(f"device {name!r} is not visible to jax (it has {jax.devices()}); use --device cpu") from None
+    if name == "gpu":
+        devices = devices[:1]  # the first GPU, as torch's cuda:0
+    if shards == 0:
+        shards = max(n for n in range(1, len(devices) + 1) if batch_size % n == 0)
+    if shards > len(devices):
+        raise ConfigError(
+            f"shards {shards} needs {shards} {name} devices; jax has {len(devices)} here (one per CPU core unless "
+            "jax computed something before lstm_jax was imported); use --shards 0 (auto)"
+        )
+    return Mesh(np.array(devices[:shards]), (BATCH,))
 
 
 def task_loss(outputs: jax.Array, y: jax.Array, task: str) -> jax.Array:
@@ -60,6 +75,47 @@ def param_norms(tree: dict, names: tuple[str, ...]) -> jax.Array:
     )
 
 
+def batch_gradients(params, x, y, probe, key, *, model: LSTMModel, task: str, mesh: Mesh):
+    """Loss, gradients (a params tree) and dL/dh_t (L, T, B, H) of the mean loss over the batch x (B, T, In), y.
+
+    With more than one device in `mesh`, the batch splits into equal parts, one per device, under `shard_map`:
+    each device runs the recurrence on its rows (on CPU, one core each), and the mean of their losses and
+    gradients is the whole batch's (equal parts). Dropout masks are the whole batch's (`LSTMStack.drop`).
+
+    The scan path gets dL/dh_t with the gradient at no extra cost (as the gradient of a zero perturbation of
+    every h_t). The cuDNN path runs the scan path's backward pass for it on probed steps only (same weights and
+    batch), and reports zeros on the others.
+    """
+
+    def gradients(params, x, y, probe, key, model):
+        h_perturb = zero_perturbation(model.num_layers, x.shape[1], x.shape[0], model.hidden_size, x.dtype)
+        inputs = (params, x, y, h_perturb, key)
+        if model.rnn == "scan":
+            loss, (grads, dh) = jax.value_and_grad(partial(loss_fn, model=model, task=task), argnums=(0, 3))(*inputs)
+        else:
+            loss, grads = jax.value_and_grad(partial(loss_fn, model=model, task=task))(*inputs)
+            scan_loss = partial(loss_fn, model=model.clone(rnn="scan"), task=task)
+            dh = jax.lax.cond(probe, lambda: jax.grad(scan_loss, argnums=3)(*inputs), lambda: h_perturb)
+        return loss, grads, dh
+
+    if mesh.size == 1:
+        return gradients(params, x, y, probe, key, model)
+
+    def shard(params, x, y, probe, key):
+        loss, grads, dh = gradients(params, x, y, probe, key, model.clone(batch_axis=BATCH))
+        return jax.lax.pmean(loss, BATCH), jax.lax.pmean(grads, BATCH), dh / mesh.size  # dh: of the mean over B
+
+    whole, rows = PartitionSpec(), PartitionSpec(BATCH)
+    split = jax.shard_map(
+        shard,
+        mesh=mesh,
+        in_specs=(whole, rows, rows, whole, whole),
+        out_specs=(whole, whole, PartitionSpec(None, None, BATCH)),
+        check_vma=False,  # the recurrences' zero initial states are not marked as varying over the shards
+    )
+    return split(params, x, y, probe, key)
+
+
 def train_step(
     state: TrainState,
     batch,
@@ -70,23 +126,15 @@ def train_step(
     config: Config,
     task: str,
     param_names: tuple[str, ...],
+    mesh: Mesh,
 ):
     """One optimizer step on batch (x (B, T, In), y). Returns the new state and this step's statistics.
 
-    `probe` (a bool scalar) asks for ‖dL/dh_t‖. The scan path gets it with the gradient at no extra cost; the
-    cuDNN path runs the scan path's backward pass for it on probed steps only (same weights and batch), and
-    reports zeros on the others.
+    `probe` (a bool scalar) asks for ‖dL/dh_t‖ (see `batch_gradients`).
     """
     x, y = batch
     key, dropout_key = jax.random.split(state.key)
-    h_perturb = zero_perturbation(model.num_layers, x.shape[1], x.shape[0], model.hidden_size, x.dtype)
-    inputs = (state.params, x, y, h_perturb, dropout_key)
-    if model.rnn == "scan":
-        loss, (grads, dh) = jax.value_and_grad(partial(loss_fn, model=model, task=task), argnums=(0, 3))(*inputs)
-    else:
-        loss, grads = jax.value_and_grad(partial(loss_fn, model=model, task=task))(*inputs)
-        scan_loss = partial(loss_fn, model=model.clone(rnn="scan"), task=task)
-        dh = jax.lax.cond(probe, lambda: jax.grad(scan_loss, argnums=3)(*inputs), lambda: h_perturb)
+    loss, grads, dh = batch_gradients(state.params, x, y, probe, dropout_key, model=model, task=task, mesh=mesh)
     grad_norm = optax.tree.norm(grads)
     stats = {
         "loss": loss,
@@ -165,21 +213,22 @@ class Trainer:
         if config.training.dtype == "float64":
             jax.config.update("jax_enable_x64", True)
         self.config = config
-        self.device = device(config.training.device)
+        self.mesh = batch_mesh(config.training.device, config.training.shards, config.training.batch_size)
+        self.placement = NamedSharding(self.mesh, PartitionSpec())  # every device holds the whole array
         self.dtype = jnp.dtype(config.training.dtype)
         self.task = data.task
         self.param_names = tuple(weights)
         m = config.model
         t = config.training
         if t.rnn == "cudnn":
-            cudnn.require_gpu(self.device)
+            cudnn.require_gpu(self.mesh.devices.flat[0])
         self.model = LSTMModel(
             m.hidden_size, m.num_layers, data.num_outputs, m.dropout, t.unroll, t.backward, t.remat, t.rnn
         )
         self.tx = optim.build_optimizer(config)
         params = from_torch_names(weights, self.dtype)
         state = TrainState(params, self.tx.init(params), jax.random.key(config.training.seed))
-        self.state = jax.device_put(state, self.device)
+        self.state = jax.device_put(state, self.placement)
         self.plateau = optim.build_plateau(config.plateau, config.optimizer.lr) if config.plateau.enabled else None
         self.plateau_state = optim.plateau_init(self.plateau, self.dtype) if self.plateau else None
         # jitted: called eagerly, reduce_on_plateau's lax.cond compiles anew every epoch (0.25 s each)
@@ -195,6 +244,7 @@ class Trainer:
             "config": config,
             "task": self.task,
             "param_names": self.param_names,
+            "mesh": self.mesh,
         }
         self._jit_epoch = jax.jit(partial(train_epoch, **static), donate_argnums=0)
         self._compiled_epochs = {}
@@ -231,8 +281,9 @@ class Trainer:
         suite's one-batch epochs) when first asked for."""
         if num_batches not in self._compiled_epochs:
             started = time.perf_counter()
-            batches = jax.ShapeDtypeStruct((num_batches, self.config.training.batch_size), jnp.int32)
-            probes = jax.ShapeDtypeStruct((num_batches,), jnp.bool_)
+            size = self.config.training.batch_size
+            batches = jax.ShapeDtypeStruct((num_batches, size), jnp.int32, sharding=self.placement)
+            probes = jax.ShapeDtypeStruct((num_batches,), jnp.bool_, sharding=self.placement)
             lowered = self._jit_epoch.lower(self.state, self.x_train, self.y_train, batches, probes)
             self._compiled_epochs[num_batches] = lowered.compile()
             self.compile_seconds += time.perf_counter() - started
@@ -240,7 +291,7 @@ class Trainer:
 
     def _arrays(self, split: Split) -> tuple[jax.Array, jax.Array]:
         y = split.y if split.y.dtype.kind == "i" else split.y.astype(self.dtype)
-        return jax.device_put((jnp.asarray(split.x, self.dtype), jnp.asarray(y)), self.device)
+        return jax.device_put((jnp.asarray(split.x, self.dtype), jnp.asarray(y)), self.placement)
 
     @property
     def lr(self) -> float:
@@ -251,7 +302,7 @@ class Trainer:
         every = self.config.training.grad_flow_every
         steps = first_step + np.arange(len(batches))
         probed = (steps % every == 0) if every else np.zeros(len(batches), bool)
-        indices, probes = jax.device_put((jnp.asarray(batches, jnp.int32), jnp.asarray(probed)), self.device)
+        indices, probes = jax.device_put((jnp.asarray(batches, jnp.int32), jnp.asarray(probed)), self.placement)
         self.state, stats = self._compiled_epoch(len(batches))(self.state, self.x_train, self.y_train, indices, probes)
         stats = jax.device_get(stats)
         stats["grad_flow"] = stats["grad_flow"][probed]
@@ -276,7 +327,7 @@ class Trainer:
         if self.plateau is None:
             return
         self.plateau_state, lr = self._plateau_step(self.plateau_state, val_loss)
-        opt_state = jax.device_put(optim.with_learning_rate(self.state.opt_state, lr), self.device)
+        opt_state = jax.device_put(optim.with_learning_rate(self.state.opt_state, lr), self.placement)
         self.state = self.state._replace(opt_state=opt_state)
 
     def weights(self) -> dict[str, np.ndarray]:
@@ -289,8 +340,8 @@ class Trainer:
         the next step will use. Nothing is updated."""
         params = self.state.params
         if weights is not None:
-            params = jax.device_put(from_torch_names(weights, self.dtype), self.device)
-        index = jax.device_put(jnp.asarray(batch, jnp.int32), self.device)
+            params = jax.device_put(from_torch_names(weights, self.dtype), self.placement)
+        index = jax.device_put(jnp.asarray(batch, jnp.int32), self.placement)
         details = jax.device_get(self._step_details(params, self.x_train, self.y_train, index, self.state.key))
         grads = to_torch_names(details["grads"])
         return {

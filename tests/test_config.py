@@ -45,6 +45,8 @@ def test_defaults_are_valid_and_follow_torch():
         ({"modle": {}}, "unknown config section 'modle'"),
         ({"model": {"hiden_size": 3}}, "unknown field model.hiden_size"),
         ({"backend": "tensorflow"}, "backend must be 'torch' or 'jax', got 'tensorflow'"),
+        ({"training": {"shards": -1}}, "shards must be an integer >= 0, got -1"),
+        ({"training": {"shards": 3}}, "shards (3) must divide batch_size (32) into equal parts"),
     ],
 )
 def test_bad_values_name_field_value_and_fix(raw, message):
