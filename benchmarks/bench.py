@@ -6,7 +6,7 @@
     lstm-bench --end-to-end --out ...                          # the default lstm-train job, process start to summary
 
 Every ratio is against `torch-eager` measured in the same run. GFLOP/s count the step's matmul FLOPs
-(`measure.lstm_step_flops`) and are compared with the float32 matmul peak measured in the same run.
+(`lstm_core.flops.lstm_step_flops`) and are compared with the float32 matmul peak measured in the same run.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from pathlib import Path
 import lstm_jax  # noqa: F401  (first: one jax CPU device per core, before the peak measurement runs jax)
 from benchmarks import impls, report
 from benchmarks.impls import PER_CALL_BATCHES, Shape
-from benchmarks.measure import lstm_step_flops, time_calls
+from benchmarks.measure import time_calls
 from benchmarks.peak import matmul_peak_gflops
+from lstm_core.flops import lstm_step_flops
 from parity_tests.engine import gpu_available, pin_gpu_precision
 
 GRID = [Shape(32, 50, 1, 64, 1), Shape(64, 100, 8, 128, 1), Shape(128, 100, 32, 256, 2), Shape(16, 500, 1, 64, 1)]

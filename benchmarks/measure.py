@@ -71,16 +71,3 @@ def time_calls(
         times.append(time.perf_counter() - t0)
     ms = np.asarray(times) * 1e3
     return Timing(float(np.median(ms)), float(ms.min()), float(ms.max()), len(times), peak_memory_mb(baseline))
-
-
-def lstm_step_flops(batch: int, seq_len: int, input_size: int, hidden_size: int, num_layers: int) -> float:
-    """Matmul FLOPs of one training step: forward 2·B·(In_k + H)·4H per layer and time step; the backward pass
-    does twice that (input gradients and weight gradients). Element-wise work and the head are left out."""
-    forward = (
-        sum(
-            2 * batch * ((input_size if k == 0 else hidden_size) + hidden_size) * 4 * hidden_size
-            for k in range(num_layers)
-        )
-        * seq_len
-    )
-    return 3.0 * forward

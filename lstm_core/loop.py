@@ -1,9 +1,9 @@
 """The training loop both backends share: batch order, epochs, plateau steps, records, final evaluation.
 
 A backend provides `<backend>.train.Trainer(config, data, weights)` with `param_names`, `compile_seconds`,
-`lr`, `train_epoch(batches, first_step)`, `evaluate(split)`, `end_epoch(val_loss)` and `weights()` (and, for
-the parity suite, `step_details(batch, weights=None)`); it is imported only when asked for, so this package
-never imports torch or jax itself.
+`devices` (what it runs on, as strings), `lr`, `train_epoch(batches, first_step)`, `evaluate(split)`,
+`end_epoch(val_loss)` and `weights()` (and, for the parity suite, `step_details(batch, weights=None)`); it is
+imported only when asked for, so this package never imports torch or jax itself.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
         "backend": config.backend,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, **backend.versions()},
         "dtype": config.training.dtype,
+        "devices": trainer.devices,
         "dataset": config.data.dataset,
         "task": prepared.task,
         "steps": step - 1,

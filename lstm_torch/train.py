@@ -33,6 +33,8 @@ class Trainer:
         torch.manual_seed(config.training.seed)  # dropout masks
         self.config = config
         self.device = device(config.training.device)
+        threads = f" ({torch.get_num_threads()} threads)" if self.device.type == "cpu" else ""
+        self.devices = [f"{self.device}{threads}"]  # what the run summary reports
         self.dtype = getattr(torch, config.training.dtype)
         self.loss_fn = F.cross_entropy if data.task == "classification" else F.mse_loss
         m = config.model

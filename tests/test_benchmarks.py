@@ -7,7 +7,8 @@ from jax.experimental import rnn
 
 from benchmarks import bench, impls
 from benchmarks.impls import Shape
-from benchmarks.measure import lstm_step_flops, time_calls
+from benchmarks.measure import time_calls
+from lstm_core.flops import lstm_step_flops
 from tests.test_cudnn import reference_lstm
 
 

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from lstm_core import cli, weights
 
@@ -74,6 +75,8 @@ def test_help_explains_every_flag():
         (["--hidden-size", "ten"], "argument --hidden-size: invalid int value: 'ten'"),
         (["--backend", "tf"], "argument --backend: invalid choice: 'tf'"),
         (["--config", "/nonexistent.toml"], "config file '/nonexistent.toml' does not exist"),
+        (["--shards", "5"], "lstm-train: error: shards (5) must divide batch_size (32) into equal parts"),
+        (["--shards", "64", "--batch-size", "64"], "lstm-train: error: shards 64 needs 64 cpu devices; jax has"),
     ],
 )
 def test_input_errors_exit_2_with_one_line(args, message, tmp_path):
@@ -111,6 +114,8 @@ def test_a_run_writes_every_record(backend, tmp_path, capsys):
         "versions",
     } <= set(summary)
     assert summary["final_val_loss"] < 0.5  # 24 steps take the scaled val MSE from ~0.5 well down
+    threads = f"cpu ({torch.get_num_threads()} threads)"
+    assert summary["devices"] == ([threads] if backend == "torch" else ["cpu:0"])  # hidden 8: too small to split
     assert json.loads((out / "config.json").read_text())["model"]["hidden_size"] == 8
     stats = json.loads((out / "data_stats.json").read_text())
     assert stats["scaled"] is True and len(stats["inputs"]["mean"]) == 1

@@ -98,13 +98,15 @@ def test_training_lowers_the_loss_and_clip_factor_follows_torch_rule(tiny_config
 CORES = len(os.sched_getaffinity(0))
 
 
-def test_one_cpu_device_per_core_and_auto_shards_divide_the_batch():
+def test_one_cpu_device_per_core_and_auto_shards_divide_the_batch_into_large_enough_parts():
     assert len(jax.devices("cpu")) == CORES  # importing lstm_jax set it, before any jax computation
-    assert jax_train.batch_mesh("cpu", 0, 32).size == max(n for n in range(1, CORES + 1) if 32 % n == 0)
-    assert jax_train.batch_mesh("cpu", 0, 1).size == 1
-    assert jax_train.batch_mesh("cpu", 1, 32).size == 1
+    large = CORES * jax_train.MIN_SHARD_FLOPS
+    assert jax_train.batch_mesh("cpu", 0, 32, large).size == max(n for n in range(1, CORES + 1) if 32 % n == 0)
+    assert jax_train.batch_mesh("cpu", 0, 1, large).size == 1  # one row: nothing to split
+    assert jax_train.batch_mesh("cpu", 0, 32, jax_train.MIN_SHARD_FLOPS * 1.5).size == 1  # too little work to split
+    assert jax_train.batch_mesh("cpu", 1, 32, large).size == 1
     with pytest.raises(ConfigError, match=f"shards {CORES + 1} needs {CORES + 1} cpu devices; jax has {CORES} here"):
-        jax_train.batch_mesh("cpu", CORES + 1, 32 * (CORES + 1))
+        jax_train.batch_mesh("cpu", CORES + 1, 32 * (CORES + 1), large)
 
 
 @pytest.mark.skipif(CORES < 2, reason="splitting a batch needs two CPU cores (one jax device each)")
