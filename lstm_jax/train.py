@@ -198,8 +198,21 @@ def cudnn_disagreement(params, xs, ys, key, *, model: LSTMModel, task: str) -> j
     return jax.lax.scan(batch, None, (xs, ys))[1].max(axis=0)
 
 
-def predict(params, x, *, model: LSTMModel) -> jax.Array:
-    return model.apply({"params": params}, x, train=False)  # (N, O)
+def predict(params, x, *, model: LSTMModel, mesh: Mesh) -> jax.Array:
+    """Outputs (N, O) of x (N, T, In); with more than one device in `mesh`, each runs an equal part of the rows
+    (x padded with zero rows to a multiple of the device count)."""
+    if mesh.size == 1:
+        return model.apply({"params": params}, x, train=False)
+    padding = -len(x) % mesh.size
+    rows = PartitionSpec(BATCH)
+    split = jax.shard_map(
+        lambda params, x: model.apply({"params": params}, x, train=False),
+        mesh=mesh,
+        in_specs=(PartitionSpec(), rows),
+        out_specs=rows,
+        check_vma=False,  # as in batch_gradients
+    )
+    return split(params, jnp.pad(x, ((0, padding), (0, 0), (0, 0))))[: len(x)]
 
 
 def step_details(params, x_train, y_train, index, key, *, model: LSTMModel, task: str) -> dict:
@@ -262,7 +275,7 @@ class Trainer:
         self._compiled_epochs = {}
         self._compiled_epoch(len(data.train) // config.training.batch_size)
         started = time.perf_counter()
-        self._predict = jax.jit(partial(predict, model=self.model))
+        self._predict = jax.jit(partial(predict, model=self.model, mesh=self.mesh))
         for split in (data.val, data.test):  # compile evaluation now, so compile time is counted once
             self._predict.lower(self.state.params, self._arrays(split)[0]).compile()
         self.compile_seconds += time.perf_counter() - started
