@@ -37,16 +37,20 @@ class TrainState(NamedTuple):
 BATCH = "batch"  # the mesh axis a batch is split over
 
 
-# Splitting a step costs ~0.4 ms of synchronisation between the devices (measured on 2 cores: (32,20,1,32,1)
-# ran 0.78x as fast in two shards, (32,50,1,32,1) 1.33x, (32,20,1,64,1) 1.19x): auto splits only while each
-# shard keeps this much matmul work per step.
+# When auto splits a batch (measured on 2 cores, two shards against one, jax-epoch):
+# - each shard must keep this much matmul work per step: a split costs ~0.4 ms of synchronisation a step
+#   ((32,20,1,32,1) ran 0.78x as fast in two shards, (32,50,1,32,1) 1.33x, (32,20,1,64,1) 1.19x);
 MIN_SHARD_FLOPS = 20e6
+# - no layer may have more weights than this (elements of W_ih and W_hh): beyond it one device's matmuls
+#   already use both cores and two devices only add work ((32,100,8,384,1) 1.12x; (32,100,8,512,1) 0.81x,
+#   (64,100,8,512,1) 0.95x, (128,100,8,512,1) 0.92x, (32,100,8,1024,1) 0.74x).
+MAX_SPLIT_WEIGHTS = 750_000
 
 
-def batch_mesh(name: str, shards: int, batch_size: int, step_flops: float) -> Mesh:
+def batch_mesh(name: str, shards: int, batch_size: int, step_flops: float, layer_weights: int) -> Mesh:
     """The devices of kind `name` (cpu | gpu) that a batch of `batch_size` is split over: `shards` of them, or
-    with 0 the most that divide the batch into equal parts and leave each part `MIN_SHARD_FLOPS` of the step's
-    `step_flops` (on CPU one device per core, see `lstm_jax`; one GPU)."""
+    with 0 (auto) the most that divide the batch into equal parts worth splitting, given the step's matmul work
+    `step_flops` and the largest layer's weight count (on CPU one device per core, see `lstm_jax`; one GPU)."""
     try:
         devices = jax.devices(name)
     except RuntimeError:
@@ -54,12 +58,18 @@ def batch_mesh(name: str, shards: int, batch_size: int, step_flops: float) -> Me
     if name == "gpu":
         devices = devices[:1]  # the first GPU, as torch's cuda:0
     if shards == 0:
-        fits = [n for n in range(1, len(devices) + 1) if batch_size % n == 0 and step_flops / n >= MIN_SHARD_FLOPS]
-        shards = max(fits, default=1)
+        worth = layer_weights <= MAX_SPLIT_WEIGHTS
+        counts = range(1, len(devices) + 1) if worth else [1]
+        shards = max(n for n in counts if batch_size % n == 0 and (n == 1 or step_flops / n >= MIN_SHARD_FLOPS))
     if shards > len(devices):
+        where = (
+            "one per CPU core unless jax computed something before lstm_jax was imported"
+            if name == "cpu"
+            else "the trainer runs on the first GPU"
+        )
         raise ConfigError(
-            f"shards {shards} needs {shards} {name} devices; jax has {len(devices)} here (one per CPU core unless "
-            "jax computed something before lstm_jax was imported); use --shards 0 (auto)"
+            f"shards {shards} needs {shards} {name} devices; jax has {len(devices)} here ({where}); "
+            "use --shards 0 (auto)"
         )
     return Mesh(np.array(devices[:shards]), (BATCH,))
 
@@ -239,7 +249,8 @@ class Trainer:
         t = config.training
         _, steps, inputs = data.train.x.shape
         flops = lstm_step_flops(t.batch_size, steps, inputs, m.hidden_size, m.num_layers)
-        self.mesh = batch_mesh(t.device, t.shards, t.batch_size, flops)
+        layer_weights = 4 * m.hidden_size * (max(inputs, m.hidden_size) + m.hidden_size)
+        self.mesh = batch_mesh(t.device, t.shards, t.batch_size, flops, layer_weights)
         self.placement = NamedSharding(self.mesh, PartitionSpec())  # every device holds the whole array
         self.devices = [f"{d.platform}:{d.id}" for d in self.mesh.devices.flat]  # the batch's shards, in order
         self.dtype = jnp.dtype(config.training.dtype)

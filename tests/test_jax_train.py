@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -100,13 +101,16 @@ CORES = len(os.sched_getaffinity(0))
 
 def test_one_cpu_device_per_core_and_auto_shards_divide_the_batch_into_large_enough_parts():
     assert len(jax.devices("cpu")) == CORES  # importing lstm_jax set it, before any jax computation
-    large = CORES * jax_train.MIN_SHARD_FLOPS
-    assert jax_train.batch_mesh("cpu", 0, 32, large).size == max(n for n in range(1, CORES + 1) if 32 % n == 0)
-    assert jax_train.batch_mesh("cpu", 0, 1, large).size == 1  # one row: nothing to split
-    assert jax_train.batch_mesh("cpu", 0, 32, jax_train.MIN_SHARD_FLOPS * 1.5).size == 1  # too little work to split
-    assert jax_train.batch_mesh("cpu", 1, 32, large).size == 1
+    mesh = partial(jax_train.batch_mesh, "cpu")
+    work, weights = CORES * jax_train.MIN_SHARD_FLOPS, jax_train.MAX_SPLIT_WEIGHTS
+    assert mesh(0, 32, work, weights).size == max(n for n in range(1, CORES + 1) if 32 % n == 0)
+    assert mesh(0, 1, work, weights).size == 1  # one row: nothing to split
+    assert mesh(0, 32, jax_train.MIN_SHARD_FLOPS * 1.5, weights).size == 1  # too little work to split
+    assert mesh(0, 32, work, weights + 1).size == 1  # weights too large to gain from a split
+    assert mesh(1, 32, work, weights).size == 1
+    assert mesh(CORES, 32 * CORES, 1.0, 10**9).size == CORES  # asked for: split, worth it or not
     with pytest.raises(ConfigError, match=f"shards {CORES + 1} needs {CORES + 1} cpu devices; jax has {CORES} here"):
-        jax_train.batch_mesh("cpu", CORES + 1, 32 * (CORES + 1), large)
+        mesh(CORES + 1, 32 * (CORES + 1), work, weights)
 
 
 @pytest.mark.skipif(CORES < 2, reason="splitting a batch needs two CPU cores (one jax device each)")
