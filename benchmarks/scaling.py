@@ -51,6 +51,7 @@ def run(device: str, budget_s: float, quick: bool = False) -> dict:
                     "compile_s": built.compile_s,
                     "peak_memory_mb": timing.peak_memory_mb,
                     "xla_memory_mb": built.xla_memory_mb,
+                    "shards": built.shards,
                 }
             )
     return {

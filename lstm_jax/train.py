@@ -249,7 +249,8 @@ class Trainer:
         t = config.training
         _, steps, inputs = data.train.x.shape
         flops = lstm_step_flops(t.batch_size, steps, inputs, m.hidden_size, m.num_layers)
-        layer_weights = 4 * m.hidden_size * (max(inputs, m.hidden_size) + m.hidden_size)
+        widest_input = max(inputs, m.hidden_size if m.num_layers > 1 else 0)  # layer 0's, or a deeper layer's H
+        layer_weights = 4 * m.hidden_size * (widest_input + m.hidden_size)
         self.mesh = batch_mesh(t.device, t.shards, t.batch_size, flops, layer_weights)
         self.placement = NamedSharding(self.mesh, PartitionSpec())  # every device holds the whole array
         self.devices = [f"{d.platform}:{d.id}" for d in self.mesh.devices.flat]  # the batch's shards, in order

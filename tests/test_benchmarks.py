@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from jax.experimental import rnn
 
@@ -35,7 +37,7 @@ def test_ratios_are_against_torch_eager_of_the_same_shape():
     assert [row["ratio_vs_torch_eager"] for row in rows] == [1.0, 2.5, None]
 
 
-@pytest.mark.parametrize("impl", ["torch-eager", "jax-epoch", "flax-stock"])
+@pytest.mark.parametrize("impl", ["torch-eager", "jax-epoch", "jax-epoch-1shard", "flax-stock"])
 def test_a_tiny_row_has_every_field(impl):
     row = bench.bench_one(impl, Shape(4, 5, 2, 3, 2), "cpu", budget_s=0.0, peak=100.0)
     assert "error" not in row, row.get("error")
@@ -43,6 +45,7 @@ def test_a_tiny_row_has_every_field(impl):
         assert field in row
     assert row["min_ms"] <= row["median_ms"] <= row["max_ms"]
     assert row["peak_fraction"] == pytest.approx(row["gflops"] / 100.0, rel=1e-12)
+    assert row["shards"] == (1 if impl.startswith("jax-epoch") else None)  # a tiny step is not worth splitting
     if impl == "torch-eager":
         assert row["xla_memory_mb"] is None
     else:  # at least the float32 training data XLA holds as an argument: 32 samples x 5 steps x 2 features
@@ -69,3 +72,10 @@ def test_the_stock_cudnn_row_trains_with_jax_reference_lstm_standing_in(monkeypa
 def test_cpu_default_rows_leave_out_the_cudnn_ones():
     assert not set(bench.CPU_IMPLS) & set(impls.GPU_ONLY)
     assert set(bench.CPU_IMPLS) | set(impls.GPU_ONLY) == set(impls.BUILDERS)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="a split needs two CPU cores")
+def test_the_trainer_rows_report_the_split_they_ran():
+    row = bench.bench_one("jax-epoch", Shape(4, 5, 2, 3, 2), "cpu", budget_s=0.0, peak=100.0, shards=2)
+    assert "error" not in row, row.get("error")
+    assert row["shards"] == 2
