@@ -58,9 +58,8 @@ def batch_mesh(name: str, shards: int, batch_size: int, step_flops: float, layer
     if name == "gpu":
         devices = devices[:1]  # the first GPU, as torch's cuda:0
     if shards == 0:
-        worth = layer_weights <= MAX_SPLIT_WEIGHTS
-        counts = range(1, len(devices) + 1) if worth else [1]
-        shards = max(n for n in counts if batch_size % n == 0 and (n == 1 or step_flops / n >= MIN_SHARD_FLOPS))
+        splits = [n for n in range(2, len(devices) + 1) if batch_size % n == 0 and step_flops / n >= MIN_SHARD_FLOPS]
+        shards = max(splits) if splits and layer_weights <= MAX_SPLIT_WEIGHTS else 1
     if shards > len(devices):
         where = (
             "one per CPU core unless jax computed something before lstm_jax was imported"
