@@ -7,6 +7,8 @@ issue are asserted here as well, with the values measured on CPU when the suite 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,18 @@ def test_float64_configurations(case, device, csv5):
         assert np.all(reference.stats["clip_factor"] == 1)
     assert (len(reference.lr_reductions) > 0) == config.plateau.enabled
     assert len(reference.grad_flow_steps) == reference.steps  # ‖dL/dh_t‖ compared at every step
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the split needs two CPU cores, one jax device each")
+def test_float64_with_the_jax_batch_split_over_two_cpu_devices():
+    """`--shards 2`: each device runs half the batch and the halves' gradients are averaged; torch runs the
+    whole batch. 2 layers, clipping on most steps, plateau reductions: the same tolerances as one device."""
+    sections = {**cases.MATRIX["sine-1layer-clip-plateau"], "model": {"hidden_size": 17, "num_layers": 2}}
+    config = cases.make_config(sections, dtype="float64", grad_flow_every=1, shards=2)  # refused if it cannot split
+    report, traces = cases.run_and_compare(config)
+    assert_passed(report)
+    reference = traces["torch"]
+    assert np.mean(reference.stats["clip_factor"] < 1) > 0.5 and len(reference.lr_reductions) > 0
 
 
 @pytest.mark.parametrize(
