@@ -85,7 +85,7 @@ class TrainingConfig:
     remat: bool = False  # JAX: recompute the recurrence's activations in the backward pass (memory for time)
     device: str = "cpu"  # cpu | gpu (the first CUDA GPU)
     rnn: str = "scan"  # JAX recurrence: scan (lax.scan, any device) | cudnn (NVIDIA's kernel, GPU, float32)
-    shards: int = 0  # JAX: split each batch over this many devices (0: auto, one per CPU core that divides the batch)
+    shards: int = 0  # JAX: split each batch over this many CPU devices, one per core (0: auto, by the work per step)
     init_from: str | None = None  # a run directory: start from its weights and its fitted scaler
 
 

@@ -91,8 +91,8 @@ class LSTMStack(nn.Module):
     def drop(self, hs: jax.Array, dropout: nn.Dropout) -> jax.Array:
         """Dropout on hs (T, B, H). On a shard of the batch, the shard's rows of the mask drawn for the whole batch
         (dropout of ones: 0 or 1 / (1 - rate)), so that a run's masks do not depend on the number of shards."""
-        if self.batch_axis is None:
-            return dropout(hs)
+        if self.batch_axis is None or dropout.deterministic or dropout.rate == 0:
+            return dropout(hs)  # (no mask at all in the last two cases)
         steps, batch, hidden = hs.shape
         shards, shard = jax.lax.axis_size(self.batch_axis), jax.lax.axis_index(self.batch_axis)
         scale = dropout(jnp.ones((steps, shards * batch, hidden), hs.dtype))  # (T, B_whole, H)
