@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from functools import partial
 
 import jax
@@ -8,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import lstm_jax
 from lstm_core import data, weights
 from lstm_core.config import Config, ConfigError
 from lstm_jax import model as jax_model
@@ -96,7 +96,7 @@ def test_training_lowers_the_loss_and_clip_factor_follows_torch_rule(tiny_config
     assert (stats["clip_factor"] < 1).mean() > 0.5  # max_norm 0.1 clips most steps of this run
 
 
-CORES = len(os.sched_getaffinity(0))
+CORES = lstm_jax.CPU_CORES
 
 
 def test_one_cpu_device_per_core_and_auto_shards_divide_the_batch_into_large_enough_parts():
