@@ -326,8 +326,11 @@ class Trainer:
         return self._compiled_epochs[num_batches]
 
     def _arrays(self, split: Split) -> tuple[jax.Array, jax.Array]:
-        y = split.y if split.y.dtype.kind == "i" else split.y.astype(self.dtype)
-        return jax.device_put((jnp.asarray(split.x, self.dtype), jnp.asarray(y)), self.placement)
+        return jax.device_put((jnp.asarray(split.x, self.dtype), self._targets(split)), self.placement)
+
+    def _targets(self, split: Split) -> jax.Array:
+        """Class labels as they are; regression targets in the training dtype."""
+        return jnp.asarray(split.y if split.y.dtype.kind == "i" else split.y.astype(self.dtype))
 
     @property
     def lr(self) -> float:
@@ -351,12 +354,7 @@ class Trainer:
     def evaluate(self, split: Split) -> tuple[float, np.ndarray]:
         """Mean loss over the split and the outputs (N, O)."""
         outputs = self.predict(split)
-        if self.task == "classification":
-            loss = optax.softmax_cross_entropy_with_integer_labels(outputs, split.y).mean()
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's loss is inf, as in torch
-                loss = np.mean((outputs - split.y.astype(outputs.dtype)) ** 2)
-        return float(loss), outputs
+        return float(task_loss(jnp.asarray(outputs), self._targets(split), self.task)), outputs  # inf if diverged
 
     def end_epoch(self, val_loss: float) -> None:
         """Step reduce_on_plateau once on the validation loss and hand its lr to Adam for the next epoch."""
