@@ -74,7 +74,7 @@ FLAGS = [
         "training",
         "shards",
         int,
-        "JAX: split each batch over this many devices, one per CPU core (0: auto, as many as divide the batch)",
+        "JAX: split each batch over this many devices, one per CPU core (0: auto, where the step's work pays for it)",
     ),
     (
         "--init-from",
