@@ -32,6 +32,7 @@ from lstm_core import data as datasets
 from lstm_core import diagnosis
 from lstm_core import weights as weights_io
 from lstm_core.convert import scaler_record
+from lstm_core.machine import cpu_cores
 from lstm_core.records import write_json
 
 BACKENDS = ("torch", "jax")
@@ -397,7 +398,7 @@ def write_report(results: Sequence[ScenarioResult], out: Path, seconds: float, i
         "",
         f"Run time: {seconds:.0f} s in all ("
         + ", ".join(f"{b} training {train_seconds[b]:.0f} s" for b in backends)
-        + f") on {_cpu_count()} CPU cores, shared with other work while it ran: an upper bound.",
+        + f") on {cpu_cores()} CPU cores, shared with other work while it ran: an upper bound.",
         "",
         "| scenario | broken (flags) | remedy | "
         + " | ".join(f"{b}: diagnosis; val broken → remedied" for b in backends)
@@ -444,12 +445,6 @@ def write_report(results: Sequence[ScenarioResult], out: Path, seconds: float, i
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def run_zoo(

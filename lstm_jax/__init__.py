@@ -11,9 +11,8 @@ import os
 
 import jax
 
-# the cores this process may run on (sched_getaffinity is Linux-only)
-CPU_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+from lstm_core.machine import cpu_cores
 
 if jax.config.jax_num_cpu_devices < 0 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     with contextlib.suppress(RuntimeError):  # raised where jax already computed: its device count is fixed
-        jax.config.update("jax_num_cpu_devices", CPU_CORES)
+        jax.config.update("jax_num_cpu_devices", cpu_cores())

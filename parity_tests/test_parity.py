@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import lstm_jax
 from lstm_core import loop
 from lstm_core.config import Config, TrainingConfig
+from lstm_core.machine import cpu_cores
 from parity_tests import cases, compare
 
 
@@ -69,7 +69,7 @@ def test_float64_configurations(case, device, csv5):
     assert len(reference.grad_flow_steps) == reference.steps  # ‖dL/dh_t‖ compared at every step
 
 
-@pytest.mark.skipif(lstm_jax.CPU_CORES < 2, reason="the split needs two CPU cores, one jax device each")
+@pytest.mark.skipif(cpu_cores() < 2, reason="the split needs two CPU cores, one jax device each")
 def test_float64_with_the_jax_batch_split_over_two_cpu_devices():
     """`--shards 2`: each device runs half the batch and the halves' gradients are averaged; torch runs the
     whole batch. 2 layers, clipping on most steps, plateau reductions: the same tolerances as one device."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from jax.experimental import rnn
 
-import lstm_jax
 from benchmarks import bench, impls
 from benchmarks.impls import Shape
 from benchmarks.measure import time_calls
 from lstm_core.flops import lstm_step_flops
+from lstm_core.machine import cpu_cores
 from tests.test_cudnn import reference_lstm
 
 
@@ -73,7 +73,7 @@ def test_cpu_default_rows_leave_out_the_cudnn_ones():
     assert set(bench.CPU_IMPLS) | set(impls.GPU_ONLY) == set(impls.BUILDERS)
 
 
-@pytest.mark.skipif(lstm_jax.CPU_CORES < 2, reason="a split needs two CPU cores")
+@pytest.mark.skipif(cpu_cores() < 2, reason="a split needs two CPU cores")
 def test_the_trainer_rows_report_the_split_they_ran():
     row = bench.bench_one("jax-epoch", Shape(4, 5, 2, 3, 2), "cpu", budget_s=0.0, peak=100.0, shards=2)
     assert "error" not in row, row.get("error")

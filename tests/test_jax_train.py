@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import lstm_jax
 from lstm_core import data, weights
 from lstm_core.config import Config, ConfigError
+from lstm_core.machine import cpu_cores
 from lstm_jax import model as jax_model
 from lstm_jax import train as jax_train
 from tests import conftest
@@ -96,7 +96,7 @@ def test_training_lowers_the_loss_and_clip_factor_follows_torch_rule(tiny_config
     assert (stats["clip_factor"] < 1).mean() > 0.5  # max_norm 0.1 clips most steps of this run
 
 
-CORES = lstm_jax.CPU_CORES
+CORES = cpu_cores()
 
 
 def test_one_cpu_device_per_core_and_auto_shards_divide_the_batch_into_large_enough_parts():
