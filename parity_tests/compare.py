@@ -1,7 +1,9 @@
 """Compare two traces quantity by quantity, step by step, against stated tolerances.
 
 Every difference is relative to the torch reference: |a - b| / |b| for a scalar, ‖a - b‖ / ‖b‖ for a tensor
-(per tensor, the largest over the P parameter tensors), and elementwise for ‖dL/dh_t‖ (every layer and t).
+(per tensor, the largest over the P parameter tensors; a gradient tensor that has cancelled to below 1 % of
+the step's global gradient norm is measured against that 1 %, see CANCELLED), and elementwise for ‖dL/dh_t‖
+(every layer and t).
 Quantities are listed in the order they arise within a step (forward, loss, gradients, their statistics,
 clipping, lr, update), so when several leave tolerance at the same step the first listed is the cause.
 """
@@ -31,12 +33,10 @@ class Tolerance:
 FLOAT64 = {
     "outputs": Tolerance(1e-10, "forward outputs on each step's batch; measured 1.6e-14"),
     "loss": Tolerance(1e-10, "the issue's loss-curve limit over >= 500 steps; measured 4.0e-14"),
-    "grads_same_weights": Tolerance(
-        1e-12, "the issue's limit; measured 4.4e-13, on a head.bias gradient that had cancelled to 6e-5"
-    ),
-    "grads": Tolerance(1e-9, "the issue's run-long gradient limit; measured 2.1e-11"),
+    "grads_same_weights": Tolerance(1e-12, "the issue's limit; measured 1.9e-13"),
+    "grads": Tolerance(1e-9, "the issue's run-long gradient limit; measured 2.2e-12"),
     "grad_norm": Tolerance(1e-9, "a norm of the run-long gradients; measured 5.8e-14"),
-    "grad_norms": Tolerance(1e-9, "per-tensor norms of the run-long gradients; measured 2.1e-11"),
+    "grad_norms": Tolerance(1e-9, "per-tensor norms of the run-long gradients; measured 2.2e-12"),
     "clip_factor": Tolerance(1e-9, "max_norm / (norm + 1e-6), as close as the norm; measured 5.7e-14"),
     "grad_flow": Tolerance(1e-9, "‖dL/dh_t‖, gradients like the others; measured 1.1e-13"),
     "lr": Tolerance(1e-12, "lr * f * f ... (torch) against lr * (f * f ...) (optax): a few ulp; measured 0"),
@@ -48,18 +48,18 @@ FLOAT64 = {
 
 # float32 rounding is ~6e-8 per operation and float32 runs drift measurably (2-layer sine: 1.9e-7 by step 10,
 # 1.1e-6 by 50, 3.0e-5 by 240), so step by step the comparison covers the first 50 steps and the whole run is
-# judged by its final validation loss. A gradient tensor that cancels (head.bias, a mean of B residuals, falls
-# to ~1e-3 of its usual size on some steps) carries that rounding relative to its own small norm: ~1e-3,
-# where every other tensor stays near 5e-6. "measured": the largest value over the first 50 steps of the
-# default float32 run and the suite's float32 runs on CPU.
+# judged by its final validation loss. "measured": the largest value over the first 50 steps of the default
+# float32 run and the suite's float32 runs on CPU. The gradient limits leave room for a GPU, where torch's cuDNN
+# sums in another order than XLA: per-tensor gradient norms measured 1.2e-3 on an H100 (the other gradient
+# quantities there were judged before CANCELLED existed: 1.7e-3 at the same weights).
 FLOAT32_STEPS = 50
 FLOAT32 = {
     "outputs": Tolerance(1e-5, "forward outputs; measured 8.1e-7", FLOAT32_STEPS),
     "loss": Tolerance(1e-4, "the issue's float32 limit over the first 50 steps; measured 1.1e-6", FLOAT32_STEPS),
-    "grads_same_weights": Tolerance(1e-2, "a cancelling head.bias: measured 1.4e-3", FLOAT32_STEPS),
-    "grads": Tolerance(1e-2, "a cancelling head.bias, and drift: measured 1.1e-3", FLOAT32_STEPS),
+    "grads_same_weights": Tolerance(1e-2, "measured 5.3e-5; 1.7e-3 on a GPU, see above", FLOAT32_STEPS),
+    "grads": Tolerance(1e-2, "and drift: measured 7.6e-5", FLOAT32_STEPS),
     "grad_norm": Tolerance(1e-4, "the global norm does not cancel; measured 5.0e-6", FLOAT32_STEPS),
-    "grad_norms": Tolerance(1e-2, "per tensor, head.bias's among them: measured 1.1e-3", FLOAT32_STEPS),
+    "grad_norms": Tolerance(1e-2, "per tensor: measured 7.6e-5; 1.2e-3 on an H100", FLOAT32_STEPS),
     "clip_factor": Tolerance(1e-4, "as close as the global norm; measured 2.2e-6", FLOAT32_STEPS),
     "grad_flow": Tolerance(1e-4, "‖dL/dh_t‖; measured 4.4e-6", FLOAT32_STEPS),
     "lr": Tolerance(1e-6, "JAX holds the lr in float32: one rounding, 2.2e-8 for 0.01", FLOAT32_STEPS),
@@ -123,33 +123,42 @@ class Report:
         return "\n".join(lines)
 
 
-def relative(a: np.ndarray, b: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """‖a - b‖ / ‖b‖ over `axes` (0 where both are 0, inf where only b is)."""
+def relative(a: np.ndarray, b: np.ndarray, axes: tuple[int, ...], floor: np.ndarray | float = 0.0) -> np.ndarray:
+    """‖a - b‖ / max(‖b‖, floor) over `axes` (0 where both are 0, inf where only b is and floor is 0)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     diff = np.sqrt(np.sum((a - b) ** 2, axis=axes))
-    scale = np.sqrt(np.sum(b**2, axis=axes))
+    scale = np.maximum(np.sqrt(np.sum(b**2, axis=axes)), floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(diff == 0, 0.0, diff / scale)
 
 
-def _tensors(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> np.ndarray:
-    """(S,): per step, the largest ‖a - b‖ / ‖b‖ over the parameter tensors."""
-    return np.max([relative(a[name], b[name], tuple(range(1, b[name].ndim))) for name in b], axis=0)
+# A gradient tensor that cancels (head.bias, a mean of B residuals, falls to ~1e-4 of the step's global gradient
+# norm on some steps) carries the rounding of the terms that cancelled, not of its small result. Per tensor, a
+# gradient's difference is therefore relative to its own norm, or to this fraction of the step's global
+# gradient norm where its own norm is smaller.
+CANCELLED = 1e-2
+
+
+def _tensors(a: dict[str, np.ndarray], b: dict[str, np.ndarray], floor: np.ndarray | float = 0.0) -> np.ndarray:
+    """(S,): per step, the largest ‖a - b‖ / max(‖b‖, floor) over the parameter tensors; floor: scalar or (S,)."""
+    return np.max([relative(a[name], b[name], tuple(range(1, b[name].ndim)), floor) for name in b], axis=0)
 
 
 def _per_step(name: str, jax: Trace, torch: Trace) -> tuple[np.ndarray, np.ndarray]:
     """(steps, differences) of one per-step quantity; steps are 1-based optimizer steps."""
     steps = np.arange(1, torch.steps + 1)
+    cancelled = CANCELLED * np.asarray(torch.stats["grad_norm"], np.float64)  # (S,), see CANCELLED
     if name == "outputs":
         return steps, relative(jax.outputs, torch.outputs, (1, 2))
     if name == "grads_same_weights":
-        return steps, _tensors(jax.grads_at_reference, torch.grads)
+        return steps, _tensors(jax.grads_at_reference, torch.grads, cancelled)
     if name == "grads":
-        return steps, _tensors(jax.grads, torch.grads)
+        return steps, _tensors(jax.grads, torch.grads, cancelled)
     if name == "params":
         return steps, _tensors(jax.params, torch.params)
     if name == "grad_norms":
-        return steps, np.max(relative(jax.stats[name][..., None], torch.stats[name][..., None], (2,)), axis=1)
+        per_tensor = relative(jax.stats[name][..., None], torch.stats[name][..., None], (2,), cancelled[:, None])
+        return steps, np.max(per_tensor, axis=1)
     if name == "grad_flow":
         if not np.array_equal(jax.grad_flow_steps, torch.grad_flow_steps):
             raise ValueError(f"probed steps differ: jax {jax.grad_flow_steps}, torch {torch.grad_flow_steps}")

@@ -30,10 +30,9 @@ def test_float64_long_run_with_active_clipping_and_plateau(device):
     assert np.mean(reference.stats["clip_factor"] < 1) > 0.2  # measured 0.29
     assert len(reference.lr_reductions) >= 2  # measured after epochs 4, 7, 9, 11, 13, 15, 17
     assert_passed(report)
-    # The issue's limits. Measured on CPU with JAX's hand-written backward (the default): loss 2.7e-14,
-    # gradients from the same weights 3.3e-13, gradients along the run 1.0e-11 (autodiff path: 4.0e-14,
-    # 4.4e-13, 2.1e-11). The same-weights worst case is head.bias late in the run, where its gradient, a mean
-    # of residuals, has cancelled to ~6e-5 (1/1000 of its usual size): ~3e-17 absolute.
+    # The issue's limits. Measured on CPU with JAX's hand-written backward (the default): loss 3.1e-14,
+    # gradients from the same weights 1.9e-13, gradients along the run 2.2e-12 (a gradient tensor that has
+    # cancelled, head.bias late in the run, measured against 1 % of the step's global norm: compare.CANCELLED).
     assert cases.quantity(report, "loss").max_diff <= 1e-10
     assert cases.quantity(report, "grads_same_weights").max_diff <= 1e-12
     assert cases.quantity(report, "grads").max_diff <= 1e-9
@@ -112,10 +111,9 @@ def test_float32_drift_band_over_400_steps():
     """How far two float32 runs drift, step by step, on the 2-layer sine model (no tolerance window).
 
     Measured on CPU (torch 2.13, jax 0.10.2), largest relative difference up to step 10 / 50 / 240 / 400:
-    loss 1.9e-7 / 1.1e-6 / 3.0e-5 / 3.0e-5; gradients along the run 2.0e-6 / 2.7e-4 / 3.2e-3 / 3.2e-3 (the
-    jump at step 25 is head.bias, whose gradient cancels to ~1e-3 of its terms); JAX's autodiff path is
-    within 20 % of these. Before the accurate float32 Adam bias correction in lstm_jax/optim.py the loss
-    reached 1e-4 by step 34. The bands allow ~5-10x.
+    loss 1.8e-7 / 1.1e-6 / 1.3e-5 / 1.3e-5 (an earlier build: 3.0e-5 by step 240); gradients along the run
+    2.0e-6 / 7.6e-5 / 6.3e-4 / 6.3e-4 (JAX's autodiff path: 2.0e-6 / 1.7e-4 / 4.1e-4). Before the accurate
+    float32 Adam bias correction in lstm_jax/optim.py the loss reached 1e-4 by step 34. The bands allow ~5-10x.
     """
     sections = {**cases.FLOAT32_CASES["sine-2layer"], "training": {"epochs": 20, "batch_size": 16}}
     config = cases.make_config(sections, grad_flow_every=10)
@@ -128,7 +126,7 @@ def test_float32_drift_band_over_400_steps():
     for last_step, band in ((10, 1e-6), (50, 1e-5), (240, 2e-4), (400, 2e-4)):
         assert loss[steps <= last_step].max() <= band, (last_step, loss[steps <= last_step].max())
     steps, grads = diffs["grads"]
-    for last_step, band in ((10, 1e-5), (50, 2e-3), (240, 2e-2)):
+    for last_step, band in ((10, 1e-5), (50, 1e-3), (240, 5e-3)):
         assert grads[steps <= last_step].max() <= band, (last_step, grads[steps <= last_step].max())
 
 
