@@ -140,8 +140,17 @@ def end_to_end(device: str, runs: int = 1) -> list[dict]:
             out = Path("runs") / f"bench-e2e-{backend}-{rnn}"
             command = [sys.executable, "-m", "lstm_core.cli", "--backend", backend, "--quiet", "--out", str(out)]
             started = time.perf_counter()
-            subprocess.run([*command, "--device", device, "--rnn", rnn], check=True, stdout=subprocess.DEVNULL)
+            job = subprocess.run(
+                [*command, "--device", device, "--rnn", rnn],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             wall = time.perf_counter() - started
+            if job.returncode != 0:  # reported like a grid row that cannot run, not fatal
+                error = (job.stderr.strip().splitlines() or [f"exit status {job.returncode}"])[-1][:200]
+                rows.append({"backend": backend, "rnn": rnn, "error": error})
+                continue
             summary = json.loads((out / "summary.json").read_text())
             rows.append(
                 {

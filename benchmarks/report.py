@@ -46,12 +46,15 @@ def markdown(results: dict) -> str:
             "| backend | process wall s | training wall s | compile s | final val loss |",
             "|---|---:|---:|---:|---:|",
         ]
-        lines += [
-            f"| {r['backend']}{' (cudnn)' if r.get('rnn') == 'cudnn' else ''} | {r['process_wall_s']:.1f} | "
-            f"{r['train_wall_s']:.1f} | {r['compile_s']:.2f} | "
-            f"{r['final_val_loss']:.4g} |"
-            for r in results["end_to_end"]
-        ]
+        for r in results["end_to_end"]:
+            backend = f"{r['backend']}{' (cudnn)' if r.get('rnn') == 'cudnn' else ''}"
+            if "error" in r:
+                lines.append(f"| {backend} | failed: {r['error']} | | | |")
+            else:
+                lines.append(
+                    f"| {backend} | {r['process_wall_s']:.1f} | {r['train_wall_s']:.1f} | {r['compile_s']:.2f} | "
+                    f"{r['final_val_loss']:.4g} |"
+                )
     return "\n".join(lines) + "\n"
 
 

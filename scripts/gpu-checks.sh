@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything this project checks on a CUDA GPU, in one go: the parity suite's GPU variants and reports
+# Everything this project checks on a CUDA GPU, in one go: the cuDNN path's diagnosis
+# (parity_tests/cudnn_diagnosis.py, into OUT_DIR/cudnn-diagnosis.txt), the parity suite's GPU variants and reports
 # (parity_tests/run_gpu.sh: the scan path and JAX's cuDNN path against torch's cuDNN, TF32 off), then the
 # benchmark grid with the cuDNN rows and the default job end to end (lstm-bench --device gpu).
 #
@@ -17,6 +18,8 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false  # torch and jax share the GPU in one
 mkdir -p "$out"
 
 status=0
+# Where the cuDNN path departs from the scan path (it did on an H100; parity_tests/results/gpu/), ~1 minute.
+timeout "${DIAGNOSIS_TIMEOUT:-120}" "$PYTHON" -m parity_tests.cudnn_diagnosis 2>&1 | tee "$out/cudnn-diagnosis.txt"
 timeout "${PARITY_TIMEOUT:-300}" bash parity_tests/run_gpu.sh "$out/parity" || status=1
 # The rows and budget that fit a 15-minute lease (an H100 took ~3 minutes for them; the other JAX rows add
 # about 25 s a shape, mostly compiling). results.json is rewritten after every row.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from jax.experimental import rnn
 
-from benchmarks import bench, impls
+from benchmarks import bench, impls, report
 from benchmarks.impls import Shape
 from benchmarks.measure import time_calls
 from lstm_core.flops import lstm_step_flops
@@ -78,3 +78,16 @@ def test_the_trainer_rows_report_the_split_they_ran():
     row = bench.bench_one("jax-epoch", Shape(4, 5, 2, 3, 2), "cpu", budget_s=0.0, peak=100.0, shards=2)
     assert "error" not in row, row.get("error")
     assert row["shards"] == 2
+
+
+def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypatch):
+    """--end-to-end on a machine without the asked device: each job's own one-line error, and the table says so."""
+    monkeypatch.chdir(tmp_path)  # the jobs write runs/bench-e2e-* here
+    rows = bench.end_to_end("gpu")
+    assert [(row["backend"], row["rnn"]) for row in rows] == [("torch", "scan"), ("jax", "scan"), ("jax", "cudnn")]
+    for row in rows:
+        assert row["error"].startswith("lstm-train: error:") and "gpu" in row["error"], row
+    environment = {"device": "gpu", "gpu": "-", "cores": 1, "torch_threads": 1, "versions": {"jax": "-", "torch": "-"}}
+    peak = {"peak": 1.0, "torch": 1.0, "xla": 1.0}
+    table = report.markdown({"environment": environment, "matmul_peak_gflops": peak, "rows": [], "end_to_end": rows})
+    assert table.count("| failed: lstm-train: error:") == 3
