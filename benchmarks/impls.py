@@ -119,11 +119,11 @@ def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Imp
     rows = batch_rows(NUM_BATCHES, shape.batch)
     compile_s = trainer.compile_seconds
     if whole_epoch:
-        compiled = trainer._compiled_epoch(NUM_BATCHES)
+        compiled = trainer.compiled_program(NUM_BATCHES)
         epoch = lambda: trainer.train_epoch(rows, 1)  # noqa: E731 (returns numpy: synchronised)
         return Impl(compile_s, epoch, xla_memory_mb(compiled), trainer.mesh.size)
     started = time.perf_counter()
-    compiled = trainer._compiled_epoch(1)
+    compiled = trainer.compiled_program(1)
     compile_s += time.perf_counter() - started
     counter = iter(range(10**9))
 

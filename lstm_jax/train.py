@@ -101,8 +101,7 @@ def batch_gradients(params, x, y, probe, key, *, model: LSTMModel, task: str, me
     gradients is the whole batch's (equal parts). Dropout masks are the whole batch's (`LSTMStack.drop`).
 
     The scan path gets dL/dh_t with the gradient at no extra cost (as the gradient of a zero perturbation of
-    every h_t). The cuDNN path runs the scan path's backward pass for it on probed steps only (same weights and
-    batch), and reports zeros on the others.
+    every h_t). The cuDNN path reports zeros: its trainer reads dL/dh_t in a program of its own (`grad_flow`).
     """
 
     def gradients(params, x, y, probe, key, model):
@@ -112,8 +111,7 @@ def batch_gradients(params, x, y, probe, key, *, model: LSTMModel, task: str, me
             loss, (grads, dh) = jax.value_and_grad(partial(loss_fn, model=model, task=task), argnums=(0, 3))(*inputs)
         else:
             loss, grads = jax.value_and_grad(partial(loss_fn, model=model, task=task))(*inputs)
-            scan_loss = partial(loss_fn, model=model.clone(rnn="scan"), task=task)
-            dh = jax.lax.cond(probe, lambda: jax.grad(scan_loss, argnums=3)(*inputs), lambda: h_perturb)
+            dh = h_perturb
         return loss, grads, dh
 
     if mesh.size == 1:
@@ -167,44 +165,43 @@ def train_step(
     return TrainState(params, opt_state, key), stats
 
 
+def guarded_step(carry, inputs, x_train, y_train, **static):
+    """One step of an epoch: carry (state, finite so far), inputs (index (B,) into x_train (N, T, In) and
+    y_train, probe). From the first step whose loss or gradient norm is non-finite on, no update is applied, so
+    the state keeps the last finite weights; the shared loop stops after that step (as torch's twin does)."""
+    state, finite_so_far = carry
+    index, probe = inputs
+    new_state, stats = train_step(state, (x_train[index], y_train[index]), probe, **static)
+    finite_so_far = finite_so_far & jnp.isfinite(stats["loss"]) & jnp.isfinite(stats["grad_norm"])
+    kept = jax.tree.map(
+        partial(jnp.where, finite_so_far), (new_state.params, new_state.opt_state), (state.params, state.opt_state)
+    )
+    return (TrainState(*kept, new_state.key), finite_so_far), stats
+
+
 def train_epoch(state: TrainState, x_train, y_train, batches, probes, **static):
-    """All steps of one epoch: batches (num_batches, B) index into x_train (N, T, In) and y_train; probes
-    (num_batches,) bool marks the steps whose ‖dL/dh_t‖ is recorded.
-
-    From the first step whose loss or gradient norm is non-finite on, no update is applied, so the state keeps
-    the last finite weights; the shared loop stops after that step (as torch's twin does).
-    """
-
-    def body(carry, inputs):
-        state, finite_so_far = carry
-        index, probe = inputs
-        new_state, stats = train_step(state, (x_train[index], y_train[index]), probe, **static)
-        finite_so_far = finite_so_far & jnp.isfinite(stats["loss"]) & jnp.isfinite(stats["grad_norm"])
-        kept = jax.tree.map(
-            partial(jnp.where, finite_so_far), (new_state.params, new_state.opt_state), (state.params, state.opt_state)
-        )
-        return (TrainState(*kept, new_state.key), finite_so_far), stats
-
+    """All steps of one epoch in one `lax.scan`: batches (num_batches, B) index into x_train and y_train; probes
+    (num_batches,) bool marks the steps whose ‖dL/dh_t‖ is recorded."""
+    body = partial(guarded_step, x_train=x_train, y_train=y_train, **static)
     (state, _), stats = jax.lax.scan(body, (state, jnp.asarray(True)), (batches, probes))
     return state, stats
 
 
-def cudnn_disagreement(params, xs, ys, key, *, model: LSTMModel, task: str) -> jax.Array:
-    """(2,): the largest relative difference of the loss and of the gradient (global norm) between the model's
-    cuDNN path and its scan path, over batches xs (K, B, T, In), ys (K, B, ...), inside a `lax.scan` as in the
-    fused epoch. The cuDNN trainer refuses to start when they disagree (see `Trainer`)."""
-    h_perturb = zero_perturbation(model.num_layers, xs.shape[2], xs.shape[1], model.hidden_size, xs.dtype)
+def grad_flow(params, x_train, y_train, index, key, *, model: LSTMModel, task: str) -> jax.Array:
+    """‖dL/dh_t‖ (L, T) over the batch `index` (B,) by the scan path, with the dropout key of the step whose
+    state key is `key`: the cuDNN trainer's probe (cuDNN does not expose h_t inside its recurrence)."""
+    _, dropout_key = jax.random.split(key)
+    x, y = x_train[index], y_train[index]
+    h_perturb = zero_perturbation(model.num_layers, x.shape[1], x.shape[0], model.hidden_size, x.dtype)
+    scan_loss = partial(loss_fn, model=model.clone(rnn="scan"), task=task)
+    dh = jax.grad(scan_loss, argnums=3)(params, x, y, h_perturb, dropout_key)
+    return jnp.sqrt(jnp.sum(dh**2, axis=(2, 3)))
 
-    def batch(carry, inputs):
-        x, y = inputs
-        (loss, grads), (scan_loss, scan_grads) = (
-            jax.value_and_grad(partial(loss_fn, model=path, task=task))(params, x, y, h_perturb, key)
-            for path in (model, model.clone(rnn="scan"))
-        )
-        grad_diff = optax.tree.norm(jax.tree.map(jnp.subtract, grads, scan_grads)) / optax.tree.norm(scan_grads)
-        return carry, jnp.stack([jnp.abs(loss - scan_loss) / jnp.abs(scan_loss), grad_diff])
 
-    return jax.lax.scan(batch, None, (xs, ys))[1].max(axis=0)
+def path_gradient(params, x, y, key, *, model: LSTMModel, task: str):
+    """Loss and gradients of one batch by `model`'s path (the cuDNN trainer's start-up check)."""
+    h_perturb = zero_perturbation(model.num_layers, x.shape[1], x.shape[0], model.hidden_size, x.dtype)
+    return jax.value_and_grad(partial(loss_fn, model=model, task=task))(params, x, y, h_perturb, key)
 
 
 def predict(params, x, *, model: LSTMModel, mesh: Mesh) -> jax.Array:
@@ -282,29 +279,46 @@ class Trainer:
             "param_names": self.param_names,
             "mesh": self.mesh,
         }
-        self._jit_epoch = jax.jit(partial(train_epoch, **static), donate_argnums=0)
-        self._compiled_epochs = {}
-        self._compiled_epoch(len(data.train) // config.training.batch_size)
-        started = time.perf_counter()
+        if t.rnn == "cudnn":  # one program per step, see `_stepwise_epoch`
+            self._jit_program = jax.jit(partial(guarded_step, **static), donate_argnums=0)
+            self._grad_flow = self._compile(
+                jax.jit(partial(grad_flow, model=self.model, task=self.task)),
+                self.state.params,
+                self.x_train,
+                self.y_train,
+                self._index_struct(),
+                self.state.key,
+            )
+        else:
+            self._jit_program = jax.jit(partial(train_epoch, **static), donate_argnums=0)
+        self._compiled_programs = {}
+        self.compiled_program(len(data.train) // config.training.batch_size)
         self._predict = jax.jit(partial(predict, model=self.model, mesh=self.mesh))
         for split in (data.val, data.test):  # compile evaluation now, so compile time is counted once
-            self._predict.lower(self.state.params, self._arrays(split)[0]).compile()
-        self.compile_seconds += time.perf_counter() - started
+            self._compile(self._predict, self.state.params, self._arrays(split)[0])
         self._step_details = jax.jit(partial(step_details, model=self.model, task=self.task))
 
-    # float32 rounding puts the two paths ~1e-6 apart (measured on an H100); a broken kernel call, O(1).
+    # float32 rounding puts the two paths ~1e-7 apart (measured on an H100); a broken kernel call, O(1).
     CUDNN_AGREEMENT = 1e-3
 
     def _check_cudnn(self) -> None:
-        """Refuse the cuDNN path where it does not compute what the scan path computes, on the first two
-        training batches (measured on an H100 with jax 0.11.2: the binding matched jax's reference LSTM alone,
-        but inside this trainer the parity suite saw O(1) differences). Costs one extra compile."""
+        """Refuse the cuDNN path where it does not compute what the scan path computes: loss and gradients on the
+        first two training batches, each path in a program of its own, as the trainer runs the cuDNN path.
+        (Measured on an H100 with jax 0.11.2: right that way; wrong in a loop body that also held the scan path,
+        the first design of the fused epoch and of this check.)"""
         started = time.perf_counter()
+        paths = [
+            jax.jit(partial(path_gradient, model=model, task=self.task))
+            for model in (self.model, self.model.clone(rnn="scan"))
+        ]
         size = self.config.training.batch_size
-        count = min(2, len(self.x_train) // size)
-        batches = [a[: count * size].reshape(count, size, *a.shape[1:]) for a in (self.x_train, self.y_train)]
-        check = jax.jit(partial(cudnn_disagreement, model=self.model, task=self.task))
-        loss_diff, grad_diff = (float(d) for d in check(self.state.params, *batches, self.state.key))
+        loss_diff = grad_diff = 0.0
+        for start in range(0, min(2, len(self.x_train) // size) * size, size):
+            x, y = self.x_train[start : start + size], self.y_train[start : start + size]
+            (loss, grads), (scan_loss, scan_grads) = (path(self.state.params, x, y, self.state.key) for path in paths)
+            loss_diff = max(loss_diff, abs(float(loss) / float(scan_loss) - 1))
+            difference = jax.tree.map(jnp.subtract, grads, scan_grads)
+            grad_diff = max(grad_diff, float(optax.tree.norm(difference) / optax.tree.norm(scan_grads)))
         self.compile_seconds += time.perf_counter() - started
         if not max(loss_diff, grad_diff) <= self.CUDNN_AGREEMENT:
             raise ConfigError(
@@ -312,18 +326,46 @@ class Trainer:
                 f"{grad_diff:.2g} relative; float32 allows {self.CUDNN_AGREEMENT:g}); use --rnn scan"
             )
 
-    def _compiled_epoch(self, num_batches: int):
-        """The epoch compiled for `num_batches` batches: a full epoch at construction, any other count (the parity
-        suite's one-batch epochs) when first asked for."""
-        if num_batches not in self._compiled_epochs:
-            started = time.perf_counter()
-            size = self.config.training.batch_size
-            batches = jax.ShapeDtypeStruct((num_batches, size), jnp.int32, sharding=self.placement)
-            probes = jax.ShapeDtypeStruct((num_batches,), jnp.bool_, sharding=self.placement)
-            lowered = self._jit_epoch.lower(self.state, self.x_train, self.y_train, batches, probes)
-            self._compiled_epochs[num_batches] = lowered.compile()
-            self.compile_seconds += time.perf_counter() - started
-        return self._compiled_epochs[num_batches]
+    def _compile(self, jitted, *args):
+        """jitted.lower(*args).compile(), its time added to compile_seconds."""
+        started = time.perf_counter()
+        compiled = jitted.lower(*args).compile()
+        self.compile_seconds += time.perf_counter() - started
+        return compiled
+
+    def _index_struct(self, *leading: int) -> jax.ShapeDtypeStruct:
+        """The shape of the sample indices of `leading` batches, placed as the data is."""
+        size = self.config.training.batch_size
+        return jax.ShapeDtypeStruct((*leading, size), jnp.int32, sharding=self.placement)
+
+    def compiled_program(self, num_batches: int):
+        """The compiled program an epoch of `num_batches` batches runs: the fused epoch for that count (a full
+        epoch's at construction, any other, like the parity suite's one-batch epochs, when first asked for);
+        on the cuDNN path, the one step it runs once per batch."""
+        key = 1 if self.model.rnn == "cudnn" else num_batches
+        if key not in self._compiled_programs:
+            flags = partial(jax.ShapeDtypeStruct, dtype=jnp.bool_, sharding=self.placement)
+            if self.model.rnn == "cudnn":  # guarded_step((state, finite so far), (index, probe), x_train, y_train)
+                args = ((self.state, flags(())), (self._index_struct(), flags(())), self.x_train, self.y_train)
+            else:  # train_epoch(state, x_train, y_train, batches, probes)
+                args = (self.state, self.x_train, self.y_train, self._index_struct(key), flags((key,)))
+            self._compiled_programs[key] = self._compile(self._jit_program, *args)
+        return self._compiled_programs[key]
+
+    def _stepwise_epoch(self, batches: np.ndarray, probed: np.ndarray) -> tuple[TrainState, dict]:
+        """The cuDNN path's epoch: one program per step, and ‖dL/dh_t‖ from `grad_flow` before each probed step.
+        On an H100 (jax 0.11.2) the cuDNN kernel computed wrong losses and gradients in a loop body that also
+        held the scan path's gradient (the fused epoch's probe), and right ones in programs of their own
+        (parity_tests/results/gpu/cudnn-diagnosis.txt)."""
+        step = self.compiled_program(1)
+        carry = (self.state, jax.device_put(True, self.placement))
+        no_probe = jax.device_put(False, self.placement)
+        stats = []
+        for index, probe in zip(jax.device_put(list(batches), self.placement), probed, strict=True):
+            flow = self._grad_flow(carry[0].params, self.x_train, self.y_train, index, carry[0].key) if probe else None
+            carry, step_stats = step(carry, (index, no_probe), self.x_train, self.y_train)
+            stats.append(step_stats if flow is None else {**step_stats, "grad_flow": flow})
+        return carry[0], jax.tree.map(lambda *steps: jnp.stack(steps), *stats)
 
     def _arrays(self, split: Split) -> tuple[jax.Array, jax.Array]:
         return jax.device_put((jnp.asarray(split.x, self.dtype), self._targets(split)), self.placement)
@@ -337,12 +379,17 @@ class Trainer:
         return float(optim.learning_rate(self.state.opt_state))
 
     def train_epoch(self, batches: np.ndarray, first_step: int) -> dict[str, np.ndarray]:
-        """One jitted call for the whole epoch; statistics come back in one transfer (see lstm_torch's twin)."""
+        """One jitted call for the whole epoch (the cuDNN path: one a step); statistics come back in one transfer
+        (see lstm_torch's twin)."""
         every = self.config.training.grad_flow_every
         steps = first_step + np.arange(len(batches))
         probed = (steps % every == 0) if every else np.zeros(len(batches), bool)
-        indices, probes = jax.device_put((jnp.asarray(batches, jnp.int32), jnp.asarray(probed)), self.placement)
-        self.state, stats = self._compiled_epoch(len(batches))(self.state, self.x_train, self.y_train, indices, probes)
+        if self.model.rnn == "cudnn":
+            self.state, stats = self._stepwise_epoch(np.asarray(batches, np.int32), probed)
+        else:
+            indices, probes = jax.device_put((jnp.asarray(batches, jnp.int32), jnp.asarray(probed)), self.placement)
+            epoch = self.compiled_program(len(batches))
+            self.state, stats = epoch(self.state, self.x_train, self.y_train, indices, probes)
         stats = jax.device_get(stats)
         stats["grad_flow"] = stats["grad_flow"][probed]
         stats["grad_flow_steps"] = steps[probed]

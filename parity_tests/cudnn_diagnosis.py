@@ -1,13 +1,14 @@
 """Where the JAX trainer's cuDNN path departs from its scan path, on a GPU: `python -m parity_tests.cudnn_diagnosis`.
 
 On an H100 (jax 0.11.2) the cuDNN kernel computed the scan path's loss and gradient in a program of its own,
-also inside `lax.scan`, but not in a loop body that also ran the scan path's gradient, which is what the
-trainer's fused epoch (the ‖dL/dh_t‖ probe) and its start-up check run (parity_tests/results/gpu/
-cudnn-diagnosis.txt). This takes the next steps in one short run: for loop bodies that hold one or both
-paths, each path's loss and gradient against the same path in a program per batch, so the wrong side shows;
-the same with cuDNN's weight vector padded at its end (cuDNN sizes its weight space itself: a larger one than
-jax's packed vector would be read and written past that vector's end); and one epoch of the trainer's own
-step without probes against the scan path's.
+also inside `lax.scan`, but not in a loop body that also ran the scan path's gradient, as the trainer's first
+fused epoch (with its ‖dL/dh_t‖ probe) and start-up check did (parity_tests/results/gpu/cudnn-diagnosis.txt);
+the cuDNN trainer now runs one program per step. This takes the next steps in one short run: for loop bodies
+that hold one or both paths, each path's loss and gradient against the same path in a program per batch, so
+the wrong side shows; the same with cuDNN's weight vector padded at its end (cuDNN sizes its weight space
+itself: a larger one than jax's packed vector would be read and written past that vector's end); and the
+trainer's step fused into an epoch (cuDNN alone in the loop body) against the scan path's, which says whether
+the cuDNN path could be fused again.
 
 Every line is a largest relative difference over 3 batches of the parity suite's float32 cases; agreement
 is ~1e-7. `--cpu` runs the same on CPU with jax's reference LSTM standing in for the kernel (all ~0: a check
@@ -110,7 +111,7 @@ def diagnose(case: str, device: str) -> dict[str, dict[str, float]]:
         _, stats = epoch(trainer.state, trainer.x_train, trainer.y_train, batches, jnp.zeros(BATCHES, bool))
         losses[name] = np.asarray(stats["loss"])
     steps = np.abs(losses["cudnn"] / losses["scan"] - 1)
-    found["training epoch, no probes"] = {f"cudnn step {i + 1} loss": float(d) for i, d in enumerate(steps)}
+    found["fused epoch, cudnn alone in the body"] = {f"cudnn step {i + 1} loss": float(d) for i, d in enumerate(steps)}
     return found
 
 

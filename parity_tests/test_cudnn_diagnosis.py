@@ -18,7 +18,7 @@ def test_every_setting_agrees_when_the_kernel_is_jax_reference(monkeypatch):
         "loop body scan + cudnn",
         "loop body cudnn + autodiff",
         "padded weights, body cudnn + scan",
-        "training epoch, no probes",
+        "fused epoch, cudnn alone in the body",
     }
     assert set(found["loop body cudnn + scan"]) == {"cudnn loss", "cudnn grad", "scan loss", "scan grad"}
     # float32, the same maths in another order (a loop body fuses differently from a program of its own):
