@@ -27,6 +27,7 @@ from benchmarks.impls import PER_CALL_BATCHES, Shape
 from benchmarks.measure import time_calls
 from benchmarks.peak import matmul_peak_gflops
 from lstm_core.flops import lstm_step_flops
+from lstm_core.machine import cpu_cores
 from parity_tests.engine import gpu_available, pin_gpu_precision
 
 GRID = [Shape(32, 50, 1, 64, 1), Shape(64, 100, 8, 128, 1), Shape(128, 100, 32, 256, 2), Shape(16, 500, 1, 64, 1)]
@@ -42,7 +43,7 @@ def environment(device: str) -> dict:
     info = {
         "device": device,
         "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
+        "cores": cpu_cores(),  # the cores this process may use (its CPU affinity)
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "versions": versions,
@@ -115,7 +116,7 @@ def run_grid(shapes, impl_names, device, budget_s, on_row=None, **training) -> d
     a time limit)."""
     import torch
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(cpu_cores())
     if device == "gpu":  # full float32 on both stacks: the configuration whose parity is tested
         pin_gpu_precision()
     peak = matmul_peak_gflops(device)
