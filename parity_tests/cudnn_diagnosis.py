@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     jax.config.update("jax_default_matmul_precision", "highest")
     device = "cpu" if args.cpu else "gpu"
+    if not args.cpu and jax.devices()[0].platform != "gpu":
+        parser.error("jax sees no CUDA GPU here; run on a GPU machine, or --cpu for the stand-in kernel")
     if args.cpu:
         from tests.test_cudnn import reference_lstm
 
