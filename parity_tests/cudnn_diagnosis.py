@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"jax {jax.__version__}, {jax.devices(device)[0].device_kind}")
     for case in cases.FLOAT32_CASES:
         for label, diffs in diagnose(case, device).items():
-            print(f"{case:14s} {label:34s} " + ", ".join(f"{name} {d:.1e}" for name, d in diffs.items()), flush=True)
+            print(f"{case:14s} {label:38s} " + ", ".join(f"{name} {d:.1e}" for name, d in diffs.items()), flush=True)
     return 0
 
 
