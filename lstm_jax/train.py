@@ -1,7 +1,9 @@
 """Pure training functions (step, epoch, predict) and the thin driver the shared loop calls.
 
 One jit boundary per epoch: `train_epoch` scans `train_step` over all batches with the data resident on the
-device, and returns every step's statistics stacked, fetched once per epoch (no host sync per step).
+device, and returns every step's statistics stacked, fetched once per epoch (no host sync per step). Every
+step computes ‖dL/dh_t‖ with its gradient (the scan path's recurrence gives it at no extra cost); the host
+keeps the probed steps'. The cuDNN path runs one program per step instead (`Trainer._stepwise_epoch`).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def param_norms(tree: dict, names: tuple[str, ...]) -> jax.Array:
     )
 
 
-def batch_gradients(params, x, y, probe, key, *, model: LSTMModel, task: str, mesh: Mesh):
+def batch_gradients(params, x, y, key, *, model: LSTMModel, task: str, mesh: Mesh):
     """Loss, gradients (a params tree) and dL/dh_t (L, T, B, H) of the mean loss over the batch x (B, T, In), y.
 
     With more than one device in `mesh`, the batch splits into equal parts, one per device, under `shard_map`:
@@ -104,7 +106,7 @@ def batch_gradients(params, x, y, probe, key, *, model: LSTMModel, task: str, me
     every h_t). The cuDNN path reports zeros: its trainer reads dL/dh_t in a program of its own (`grad_flow`).
     """
 
-    def gradients(params, x, y, probe, key, model):
+    def gradients(params, x, y, key, model):
         h_perturb = zero_perturbation(model.num_layers, x.shape[1], x.shape[0], model.hidden_size, x.dtype)
         inputs = (params, x, y, h_perturb, key)
         if model.rnn == "scan":
@@ -115,27 +117,26 @@ def batch_gradients(params, x, y, probe, key, *, model: LSTMModel, task: str, me
         return loss, grads, dh
 
     if mesh.size == 1:
-        return gradients(params, x, y, probe, key, model)
+        return gradients(params, x, y, key, model)
 
-    def shard(params, x, y, probe, key):
-        loss, grads, dh = gradients(params, x, y, probe, key, model.clone(batch_axis=BATCH))
+    def shard(params, x, y, key):
+        loss, grads, dh = gradients(params, x, y, key, model.clone(batch_axis=BATCH))
         return jax.lax.pmean(loss, BATCH), jax.lax.pmean(grads, BATCH), dh / mesh.size  # dh: of the mean over B
 
     whole, rows = PartitionSpec(), PartitionSpec(BATCH)
     split = jax.shard_map(
         shard,
         mesh=mesh,
-        in_specs=(whole, rows, rows, whole, whole),
+        in_specs=(whole, rows, rows, whole),
         out_specs=(whole, whole, PartitionSpec(None, None, BATCH)),
         check_vma=False,  # the recurrences' zero initial states are not marked as varying over the shards
     )
-    return split(params, x, y, probe, key)
+    return split(params, x, y, key)
 
 
 def train_step(
     state: TrainState,
     batch,
-    probe: jax.Array,
     *,
     model: LSTMModel,
     tx: optax.GradientTransformation,
@@ -144,13 +145,10 @@ def train_step(
     param_names: tuple[str, ...],
     mesh: Mesh,
 ):
-    """One optimizer step on batch (x (B, T, In), y). Returns the new state and this step's statistics.
-
-    `probe` (a bool scalar) asks for ‖dL/dh_t‖ (see `batch_gradients`).
-    """
+    """One optimizer step on batch (x (B, T, In), y). Returns the new state and this step's statistics."""
     x, y = batch
     key, dropout_key = jax.random.split(state.key)
-    loss, grads, dh = batch_gradients(state.params, x, y, probe, dropout_key, model=model, task=task, mesh=mesh)
+    loss, grads, dh = batch_gradients(state.params, x, y, dropout_key, model=model, task=task, mesh=mesh)
     grad_norm = optax.tree.norm(grads)
     stats = {
         "loss": loss,
@@ -165,13 +163,12 @@ def train_step(
     return TrainState(params, opt_state, key), stats
 
 
-def guarded_step(carry, inputs, x_train, y_train, **static):
-    """One step of an epoch: carry (state, finite so far), inputs (index (B,) into x_train (N, T, In) and
-    y_train, probe). From the first step whose loss or gradient norm is non-finite on, no update is applied, so
+def guarded_step(carry, index, x_train, y_train, **static):
+    """One step of an epoch: carry (state, finite so far), index (B,) into x_train (N, T, In) and y_train.
+    From the first step whose loss or gradient norm is non-finite on, no update is applied, so
     the state keeps the last finite weights; the shared loop stops after that step (as torch's twin does)."""
     state, finite_so_far = carry
-    index, probe = inputs
-    new_state, stats = train_step(state, (x_train[index], y_train[index]), probe, **static)
+    new_state, stats = train_step(state, (x_train[index], y_train[index]), **static)
     finite_so_far = finite_so_far & jnp.isfinite(stats["loss"]) & jnp.isfinite(stats["grad_norm"])
     kept = jax.tree.map(
         partial(jnp.where, finite_so_far), (new_state.params, new_state.opt_state), (state.params, state.opt_state)
@@ -179,11 +176,10 @@ def guarded_step(carry, inputs, x_train, y_train, **static):
     return (TrainState(*kept, new_state.key), finite_so_far), stats
 
 
-def train_epoch(state: TrainState, x_train, y_train, batches, probes, **static):
-    """All steps of one epoch in one `lax.scan`: batches (num_batches, B) index into x_train and y_train; probes
-    (num_batches,) bool marks the steps whose ‖dL/dh_t‖ is recorded."""
+def train_epoch(state: TrainState, x_train, y_train, batches, **static):
+    """All steps of one epoch in one `lax.scan`: batches (num_batches, B) index into x_train and y_train."""
     body = partial(guarded_step, x_train=x_train, y_train=y_train, **static)
-    (state, _), stats = jax.lax.scan(body, (state, jnp.asarray(True)), (batches, probes))
+    (state, _), stats = jax.lax.scan(body, (state, jnp.asarray(True)), batches)
     return state, stats
 
 
@@ -344,11 +340,11 @@ class Trainer:
         on the cuDNN path, the one step it runs once per batch."""
         key = 1 if self.model.rnn == "cudnn" else num_batches
         if key not in self._compiled_programs:
-            flags = partial(jax.ShapeDtypeStruct, dtype=jnp.bool_, sharding=self.placement)
-            if self.model.rnn == "cudnn":  # guarded_step((state, finite so far), (index, probe), x_train, y_train)
-                args = ((self.state, flags(())), (self._index_struct(), flags(())), self.x_train, self.y_train)
-            else:  # train_epoch(state, x_train, y_train, batches, probes)
-                args = (self.state, self.x_train, self.y_train, self._index_struct(key), flags((key,)))
+            if self.model.rnn == "cudnn":  # guarded_step((state, finite so far), index, x_train, y_train)
+                finite = jax.ShapeDtypeStruct((), jnp.bool_, sharding=self.placement)
+                args = ((self.state, finite), self._index_struct(), self.x_train, self.y_train)
+            else:  # train_epoch(state, x_train, y_train, batches)
+                args = (self.state, self.x_train, self.y_train, self._index_struct(key))
             self._compiled_programs[key] = self._compile(self._jit_program, *args)
         return self._compiled_programs[key]
 
@@ -359,11 +355,10 @@ class Trainer:
         (parity_tests/results/gpu/cudnn-diagnosis.txt)."""
         step = self.compiled_program(1)
         carry = (self.state, jax.device_put(True, self.placement))
-        no_probe = jax.device_put(False, self.placement)
         stats = []
         for index, probe in zip(jax.device_put(list(batches), self.placement), probed, strict=True):
             flow = self._grad_flow(carry[0].params, self.x_train, self.y_train, index, carry[0].key) if probe else None
-            carry, step_stats = step(carry, (index, no_probe), self.x_train, self.y_train)
+            carry, step_stats = step(carry, index, self.x_train, self.y_train)
             stats.append(step_stats if flow is None else {**step_stats, "grad_flow": flow})
         return carry[0], jax.tree.map(lambda *steps: jnp.stack(steps), *stats)
 
@@ -387,9 +382,8 @@ class Trainer:
         if self.model.rnn == "cudnn":
             self.state, stats = self._stepwise_epoch(np.asarray(batches, np.int32), probed)
         else:
-            indices, probes = jax.device_put((jnp.asarray(batches, jnp.int32), jnp.asarray(probed)), self.placement)
-            epoch = self.compiled_program(len(batches))
-            self.state, stats = epoch(self.state, self.x_train, self.y_train, indices, probes)
+            indices = jax.device_put(jnp.asarray(batches, jnp.int32), self.placement)
+            self.state, stats = self.compiled_program(len(batches))(self.state, self.x_train, self.y_train, indices)
         stats = jax.device_get(stats)
         stats["grad_flow"] = stats["grad_flow"][probed]
         stats["grad_flow_steps"] = steps[probed]

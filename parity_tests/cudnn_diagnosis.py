@@ -108,7 +108,7 @@ def diagnose(case: str, device: str) -> dict[str, dict[str, float]]:
             "mesh": trainer.mesh,
         }
         epoch = jax.jit(partial(jax_train.train_epoch, **static))
-        _, stats = epoch(trainer.state, trainer.x_train, trainer.y_train, batches, jnp.zeros(BATCHES, bool))
+        _, stats = epoch(trainer.state, trainer.x_train, trainer.y_train, batches)
         losses[name] = np.asarray(stats["loss"])
     steps = np.abs(losses["cudnn"] / losses["scan"] - 1)
     found["fused epoch, cudnn alone in the body"] = {f"cudnn step {i + 1} loss": float(d) for i, d in enumerate(steps)}
