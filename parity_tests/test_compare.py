@@ -1,0 +1,47 @@
+"""compare's measure of gradient tensors: relative per tensor, a cancelled tensor against 1 % of the global norm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parity_tests import compare
+from parity_tests.engine import Trace
+
+
+def trace(backend: str, w: np.ndarray, b: np.ndarray) -> Trace:
+    """Two steps of gradients for a weight w (S, 3) and a bias b (S, 1); the statistics they imply."""
+    norms = np.stack([np.linalg.norm(w, axis=1), np.linalg.norm(b, axis=1)], axis=1)  # (S, P)
+    stats = {"loss": np.ones(len(w)), "grad_norm": np.linalg.norm(norms, axis=1), "grad_norms": norms}
+    grads = {"w": w, "b": b}
+    steps = len(w)
+    no_flow, outputs = (np.arange(0), np.zeros((0, 1, 1))), np.zeros((steps, 1, 1))
+    return Trace(backend, ["w", "b"], stats, *no_flow, outputs, grads, grads, np.zeros(1), np.array([steps]), [])
+
+
+def grads_difference(jax_w, jax_b, torch_w, torch_b) -> float:
+    traces = {"jax": trace("jax", jax_w, jax_b), "torch": trace("torch", torch_w, torch_b)}
+    limits = {name: compare.Tolerance(1.0, "") for name in ("grads", "grad_norms")}
+    report = compare.compare(traces, "float32", tolerances=limits)
+    grads, norms = (report.quantities[i].max_diff for i in range(2))
+    assert grads == norms  # one element of b, and w's difference below: the same figure both ways
+    return grads
+
+
+W = np.array([[0.3, -0.4, 1.2], [0.5, 0.1, -0.7]])  # global norms 1.3 and ~0.87
+
+
+def test_a_cancelled_bias_is_measured_against_one_percent_of_the_global_norm():
+    # step 2's bias gradient has cancelled to 1e-5 (~1e-5 of the global norm); float32 rounding of its terms
+    # leaves 2e-7 absolute: 2 % of its own norm, but 2e-7 / (0.01 * 0.87) = 2.3e-5 of the floor.
+    torch_b = np.array([[0.2], [1e-5]])
+    jax_b = torch_b + np.array([[0.0], [2e-7]])
+    global_norm = np.linalg.norm([*W[1], 1e-5])
+    # float64 arithmetic on these inputs: equal to ~1e-9 relative (2e-7 survives 1e-5 + 2e-7 - 1e-5 so far)
+    assert grads_difference(W, jax_b, W, torch_b) == pytest.approx(2e-7 / (compare.CANCELLED * global_norm), rel=1e-6)
+
+
+def test_a_tensor_of_ordinary_size_is_measured_against_its_own_norm():
+    torch_b = np.array([[0.2], [0.1]])
+    jax_b = torch_b * np.array([[1.0], [1.01]])  # 1 % off, where the bias is 11 % of the global norm
+    assert grads_difference(W, jax_b, W, torch_b) == pytest.approx(0.01, rel=1e-9)  # 0.001 / 0.1, float64
