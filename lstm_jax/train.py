@@ -265,8 +265,6 @@ class Trainer:
         self.x_train, self.y_train = self._arrays(data.train)
 
         self.compile_seconds = 0.0
-        if t.rnn == "cudnn":  # before the compiles it would otherwise waste
-            self._check_cudnn()
         static = {
             "model": self.model,
             "tx": self.tx,
@@ -276,6 +274,7 @@ class Trainer:
             "mesh": self.mesh,
         }
         if t.rnn == "cudnn":  # one program per step, see `_stepwise_epoch`
+            self._check_cudnn()  # before the compiles it would otherwise waste
             self._jit_program = jax.jit(partial(guarded_step, **static), donate_argnums=0)
             self._grad_flow = self._compile(
                 jax.jit(partial(grad_flow, model=self.model, task=self.task)),
