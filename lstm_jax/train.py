@@ -156,7 +156,7 @@ def train_step(
         "clip_factor": optim.clip_factor(grad_norm, config.clipping),
         "lr": optim.learning_rate(state.opt_state),
         "grad_norms": param_norms(grads, param_names),
-        "grad_flow": jnp.sqrt(jnp.sum(dh**2, axis=(2, 3))),  # (L, T): ‖dL/dh_t‖ over batch and hidden
+        "grad_flow": flow_norms(dh),
     }
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -183,21 +183,18 @@ def train_epoch(state: TrainState, x_train, y_train, batches, **static):
     return state, stats
 
 
-def grad_flow(params, x_train, y_train, index, key, *, model: LSTMModel, task: str) -> jax.Array:
-    """‖dL/dh_t‖ (L, T) over the batch `index` (B,) by the scan path, with the dropout key of the step whose
-    state key is `key`: the cuDNN trainer's probe (cuDNN does not expose h_t inside its recurrence)."""
-    _, dropout_key = jax.random.split(key)
-    x, y = x_train[index], y_train[index]
-    h_perturb = zero_perturbation(model.num_layers, x.shape[1], x.shape[0], model.hidden_size, x.dtype)
-    scan_loss = partial(loss_fn, model=model.clone(rnn="scan"), task=task)
-    dh = jax.grad(scan_loss, argnums=3)(params, x, y, h_perturb, dropout_key)
+def flow_norms(dh: jax.Array) -> jax.Array:
+    """dL/dh_t (L, T, B, H) -> ‖dL/dh_t‖ (L, T) over batch and hidden units: what steps.csv's probe records."""
     return jnp.sqrt(jnp.sum(dh**2, axis=(2, 3)))
 
 
-def path_gradient(params, x, y, key, *, model: LSTMModel, task: str):
-    """Loss and gradients of one batch by `model`'s path (the cuDNN trainer's start-up check)."""
-    h_perturb = zero_perturbation(model.num_layers, x.shape[1], x.shape[0], model.hidden_size, x.dtype)
-    return jax.value_and_grad(partial(loss_fn, model=model, task=task))(params, x, y, h_perturb, key)
+def grad_flow(params, x_train, y_train, index, key, *, model: LSTMModel, task: str, mesh: Mesh) -> jax.Array:
+    """‖dL/dh_t‖ (L, T) over the batch `index` (B,) by the scan path, with the dropout key of the step whose
+    state key is `key`: the cuDNN trainer's probe (cuDNN does not expose h_t inside its recurrence)."""
+    _, dropout_key = jax.random.split(key)
+    scan = model.clone(rnn="scan")
+    _, _, dh = batch_gradients(params, x_train[index], y_train[index], dropout_key, model=scan, task=task, mesh=mesh)
+    return flow_norms(dh)
 
 
 def predict(params, x, *, model: LSTMModel, mesh: Mesh) -> jax.Array:
@@ -277,7 +274,7 @@ class Trainer:
             self._check_cudnn()  # before the compiles it would otherwise waste
             self._jit_program = jax.jit(partial(guarded_step, **static), donate_argnums=0)
             self._grad_flow = self._compile(
-                jax.jit(partial(grad_flow, model=self.model, task=self.task)),
+                jax.jit(partial(grad_flow, model=self.model, task=self.task, mesh=self.mesh)),
                 self.state.params,
                 self.x_train,
                 self.y_train,
@@ -303,14 +300,16 @@ class Trainer:
         the first design of the fused epoch and of this check.)"""
         started = time.perf_counter()
         paths = [
-            jax.jit(partial(path_gradient, model=model, task=self.task))
+            jax.jit(partial(batch_gradients, model=model, task=self.task, mesh=self.mesh))
             for model in (self.model, self.model.clone(rnn="scan"))
         ]
         size = self.config.training.batch_size
         loss_diff = grad_diff = 0.0
         for start in range(0, min(2, len(self.x_train) // size) * size, size):
             x, y = self.x_train[start : start + size], self.y_train[start : start + size]
-            (loss, grads), (scan_loss, scan_grads) = (path(self.state.params, x, y, self.state.key) for path in paths)
+            (loss, grads, _), (scan_loss, scan_grads, _) = (
+                path(self.state.params, x, y, self.state.key) for path in paths
+            )
             loss_diff = max(loss_diff, abs(float(loss) / float(scan_loss) - 1))
             difference = jax.tree.map(jnp.subtract, grads, scan_grads)
             grad_diff = max(grad_diff, float(optax.tree.norm(difference) / optax.tree.norm(scan_grads)))
