@@ -69,9 +69,8 @@ class LSTMStack(nn.Module):
         """x (B, T, In), h_perturb (L, T, B, H) -> the top layer's last hidden state h_T (B, H).
 
         The cuDNN path ignores h_perturb (cuDNN does not expose h_t inside its recurrence): the trainer reads
-        ‖dL/dh_t‖ through the scan path on the steps it probes. It hands cuDNN the batch-first input as it
-        comes and slices the batch-first output, with no transpose next to the kernel: its custom call sets no
-        layouts, so XLA would be free to fold a transpose into the layout of the buffers cuDNN reads.
+        ‖dL/dh_t‖ through the scan path on the steps it probes. cuDNN reads the batch-first input as it comes
+        and writes batch-first outputs, so no transpose sits next to the kernel.
         """
         if self.rnn == "cudnn":  # no dropout here: config refuses it (layers would need one call each)
             inputs = [x.shape[-1]] + [self.hidden_size] * (self.num_layers - 1)
