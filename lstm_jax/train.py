@@ -262,7 +262,7 @@ class Trainer:
         self.x_train, self.y_train = self._arrays(data.train)
 
         self.compile_seconds = 0.0
-        static = {
+        self.static = {  # train_step's static arguments
             "model": self.model,
             "tx": self.tx,
             "config": config,
@@ -272,7 +272,7 @@ class Trainer:
         }
         if t.rnn == "cudnn":  # one program per step, see `_stepwise_epoch`
             self._check_cudnn()  # before the compiles it would otherwise waste
-            self._jit_program = jax.jit(partial(guarded_step, **static), donate_argnums=0)
+            self._jit_program = jax.jit(partial(guarded_step, **self.static), donate_argnums=0)
             self._grad_flow = self._compile(
                 jax.jit(partial(grad_flow, model=self.model, task=self.task, mesh=self.mesh)),
                 self.state.params,
@@ -282,7 +282,7 @@ class Trainer:
                 self.state.key,
             )
         else:
-            self._jit_program = jax.jit(partial(train_epoch, **static), donate_argnums=0)
+            self._jit_program = jax.jit(partial(train_epoch, **self.static), donate_argnums=0)
         self._compiled_programs = {}
         self.compiled_program(len(data.train) // config.training.batch_size)
         self._predict = jax.jit(partial(predict, model=self.model, mesh=self.mesh))
@@ -392,8 +392,9 @@ class Trainer:
 
     def evaluate(self, split: Split) -> tuple[float, np.ndarray]:
         """Mean loss over the split and the outputs (N, O)."""
-        outputs = self.predict(split)
-        return float(task_loss(jnp.asarray(outputs), self._targets(split), self.task)), outputs  # inf if diverged
+        x, y = self._arrays(split)
+        outputs = self._predict(self.state.params, x)
+        return float(task_loss(outputs, y, self.task)), np.asarray(outputs)  # inf if diverged
 
     def end_epoch(self, val_loss: float) -> None:
         """Step reduce_on_plateau once on the validation loss and hand its lr to Adam for the next epoch."""

@@ -99,15 +99,7 @@ def diagnose(case: str, device: str) -> dict[str, dict[str, float]]:
     losses = {}
     batches = jnp.arange(BATCHES * size).reshape(BATCHES, size)
     for name in ("scan", "cudnn"):
-        static = {
-            "model": models[name],
-            "tx": trainer.tx,
-            "config": config,
-            "task": trainer.task,
-            "param_names": trainer.param_names,
-            "mesh": trainer.mesh,
-        }
-        epoch = jax.jit(partial(jax_train.train_epoch, **static))
+        epoch = jax.jit(partial(jax_train.train_epoch, **{**trainer.static, "model": models[name]}))
         _, stats = epoch(trainer.state, trainer.x_train, trainer.y_train, batches)
         losses[name] = np.asarray(stats["loss"])
     steps = np.abs(losses["cudnn"] / losses["scan"] - 1)
