@@ -13,8 +13,9 @@
   `atol` in 'abs' mode; min_lr becomes min_scale = min_lr / lr. It is stepped once per epoch on the
   validation loss, outside the per-step update (inside the chain it would scale the very update that
   triggered it, an epoch before torch does), and the lr it yields reaches Adam through
-  `optax.inject_hyperparams`. optax has no counterpart to torch's `eps` (a reduction smaller than eps is
-  ignored): with the default 1e-8 it only matters once lr is within 1e-8 of min_lr.
+  `optax.inject_hyperparams`. optax has no counterpart to torch's `eps` (a reduction of eps or less is
+  ignored; with the default 1e-8 that happens only within 1e-8 of min_lr), so `plateau_step` keeps the old
+  scale where torch keeps the old lr (the plateau count and cooldown restart either way, in both).
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class Plateau(NamedTuple):
 
     transform: optax.GradientTransformationExtraArgs
     base_lr: float
+    eps: float  # torch's: a reduction of the lr by eps or less is not applied
 
 
 def build_plateau(cfg: PlateauConfig, lr: float) -> Plateau:
@@ -147,7 +149,7 @@ def build_plateau(cfg: PlateauConfig, lr: float) -> Plateau:
         cooldown=cfg.cooldown,
         min_scale=cfg.min_lr / lr,
     )
-    return Plateau(transform, lr)
+    return Plateau(transform, lr, cfg.eps)
 
 
 def plateau_init(plateau: Plateau, dtype) -> contrib.ReduceLROnPlateauState:
@@ -156,5 +158,7 @@ def plateau_init(plateau: Plateau, dtype) -> contrib.ReduceLROnPlateauState:
 
 def plateau_step(plateau: Plateau, state, val_loss) -> tuple[contrib.ReduceLROnPlateauState, jax.Array]:
     """Feed one epoch's validation loss; return the new state and the lr for the next epoch."""
-    _, state = plateau.transform.update(updates={}, state=state, value=val_loss)
-    return state, plateau.base_lr * state.scale
+    _, reduced = plateau.transform.update(updates={}, state=state, value=val_loss)
+    applied = plateau.base_lr * (state.scale - reduced.scale) > plateau.eps
+    reduced = reduced._replace(scale=jnp.where(applied, reduced.scale, state.scale))
+    return reduced, plateau.base_lr * reduced.scale

@@ -30,22 +30,23 @@ plateau_settings = st.builds(
     threshold_mode=st.sampled_from(["rel", "abs"]),
     cooldown=st.integers(0, 3),
     min_lr=st.just(0.0),  # replaced by a fraction of lr below
+    eps=st.one_of(st.just(1e-8), st.floats(1e-6, 0.05)),  # torch's default, and sizes that ignore reductions
 )
 losses = st.lists(st.floats(1e-3, 10.0), min_size=1, max_size=25)
 
 
-def reductions_exceed_torch_eps(lr: float, cfg: PlateauConfig, epochs: int) -> bool:
-    """Whether every reduction the run could make moves the lr by more than torch's eps.
+def reductions_clear_of_eps(lr: float, cfg: PlateauConfig, epochs: int) -> bool:
+    """Whether no reduction the run could make is within rounding of torch's eps.
 
-    torch ignores a reduction of eps (1e-8) or less and optax has no such rule (documented in
-    lstm_jax/optim.py): an lr within 1e-8 of min_lr, or below ~1e-8 / (1 - factor), is where they part.
+    A reduction of eps or less is ignored in both stacks; one that equals eps to a few ulp may fall on either
+    side of it, since torch subtracts lrs and the JAX side scales (see `jax_optim.plateau_step`).
     """
     old = lr
     for _ in range(epochs):
         new = max(old * cfg.factor, cfg.min_lr)
-        if old != new and old - new <= 10 * cfg.eps:
+        if abs((old - new) - cfg.eps) <= 1e-9 * cfg.eps:
             return False
-        old = new
+        old = new if old - new > cfg.eps else old
     return True
 
 
@@ -80,7 +81,7 @@ def jax_lrs(lr: float, cfg: PlateauConfig, values: list[float]) -> list[float]:
 )
 def test_plateau_gives_the_same_learning_rates_in_both_stacks(cfg, lr, min_lr_fraction, values):
     cfg = PlateauConfig(**{**cfg.__dict__, "min_lr": lr * min_lr_fraction})
-    assume(reductions_exceed_torch_eps(lr, cfg, len(values)))
+    assume(reductions_clear_of_eps(lr, cfg, len(values)))
     expected, got = torch_lrs(lr, cfg, values), jax_lrs(lr, cfg, values)
     # lr * f * f ... (torch) against lr * (f * f ...) (optax), float64: a few ulp, far below 1e-12.
     np.testing.assert_allclose(got, expected, rtol=1e-12)
@@ -89,6 +90,16 @@ def test_plateau_gives_the_same_learning_rates_in_both_stacks(cfg, lr, min_lr_fr
         epoch for epoch in range(len(values)) if got[epoch] < (got[epoch - 1] if epoch else lr) * (1 - 1e-12)
     ]
     assert reduced_jax == reduced
+
+
+def test_plateau_ignores_reductions_within_eps_as_torch_does():
+    """eps 0.03 at lr 0.1, factor 0.5: the first reduction (0.05) is applied, the second (0.025) is not, and
+    the plateau count restarts anyway, so the next attempt comes a patience later (and is ignored too)."""
+    cfg = PlateauConfig(factor=0.5, patience=1, threshold=0.01, eps=0.03)
+    values = [1.0] * 8
+    expected = torch_lrs(0.1, cfg, values)
+    assert expected == [0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]
+    np.testing.assert_allclose(jax_lrs(0.1, cfg, values), expected, rtol=1e-12)
 
 
 def test_plateau_property_is_not_vacuous():
