@@ -42,7 +42,7 @@ FLAGS = [
     ("--hidden-size", "model", "hidden_size", int, "LSTM hidden size H"),
     ("--num-layers", "model", "num_layers", int, "stacked LSTM layers"),
     ("--dropout", "model", "dropout", float, "dropout between LSTM layers (needs --num-layers >= 2)"),
-    ("--head", "model", "head", str, "auto (from the dataset), regression or classification"),
+    ("--head", "model", "head", str, "auto (from the dataset), or the dataset's own task to assert it"),
     ("--lr", "optimizer", "lr", float, "Adam learning rate"),
     ("--betas", "optimizer", "betas", str, "Adam betas, e.g. 0.9,0.999"),
     ("--eps", "optimizer", "eps", float, "Adam eps"),

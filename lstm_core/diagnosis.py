@@ -28,9 +28,10 @@ or `found`. Quantities the rules share:
 
 Remedies are lstm-train flags with values: exploding → `--clip-norm 1.0` (or, with clipping on, lr / 10;
 for growth through time, `--window` cut to the steps over which it stays under 10×, `EXPLODE_WINDOW_GROWTH`); lr_too_high →
-lr / 10; lr_too_low → the lr that gives travel 10 (`LR_LOW_TARGET_TRAVEL`); vanishing → `--window` cut to the
-steps whose share stays above 1e-6; unscaled → drop `--no-scale`; underfitting → twice the hidden size, at
-least 32 (`UNDERFIT_MIN_HIDDEN`); overfitting → a larger training split when it is under half the data
+lr / 10; lr_too_low → the larger of 10× the lr and the lr that gives travel 10 (`LR_LOW_TARGET_TRAVEL`);
+vanishing → `--window` cut to the steps whose share stays above 1e-6 (lr / 10 when not even one step back
+keeps it: saturated gates), and one layer fewer for a stacked model; unscaled → drop `--no-scale`;
+underfitting → twice the hidden size, at least 32 (`UNDERFIT_MIN_HIDDEN`); overfitting → a larger training split when it is under half the data
 (`OVERFIT_SMALL_SPLIT`), else stop at the best epoch with weight decay, dropout or a smaller model.
 
 Precedence. Unscaled data is a root cause: large raw inputs saturate the gates (vanishing gradients), large

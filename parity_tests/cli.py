@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.backend:
         parser.error("lstm-parity trains both backends; drop --backend")
+    if args.doctor:
+        parser.error("lstm-parity compares the backends and does not diagnose; drop --doctor (lstm-train has it)")
     out = Path(args.out)
     try:
         config = config_from_args(args)

@@ -59,6 +59,9 @@ def test_usage_and_input_errors_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--backend", "jax", "--out", str(tmp_path)])
     assert exit_info.value.code == 2 and "trains both backends; drop --backend" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--doctor", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "does not diagnose; drop --doctor" in capsys.readouterr().err
     assert cli.main(["--hidden-size", "0", "--out", str(tmp_path)]) == 2
     assert "hidden_size must be a positive integer, got 0" in capsys.readouterr().err
 
