@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(impl_names) - set(impls.BUILDERS))
     if unknown:
         parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(impls.BUILDERS)}")
+    if args.shards < 0 or args.unroll < 1 or (args.budget is not None and not args.budget > 0):
+        parser.error(
+            f"--shards must be >= 0 (0: auto), --unroll >= 1 and --budget > 0; got {args.shards}, {args.unroll}, "
+            f"{args.budget}"
+        )
     if args.device == "gpu" and not gpu_available():
         parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
     budget = args.budget or (0.5 if args.quick else 2.0)

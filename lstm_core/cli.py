@@ -1,20 +1,21 @@
 """`lstm-train`: one command line for both backends.
 
 Precedence: defaults < `--config FILE` < flags. Usage and input errors exit with status 2 and one line on
-stderr (no traceback); a training failure exits non-zero.
+stderr (no traceback); a run stopped by a non-finite loss exits 1, one stopped by Ctrl-C 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from lstm_core import config as config_io
 from lstm_core.data import DataError
+from lstm_core.records import RunDirError
 from lstm_core.weights import WeightsError
 
-INPUT_ERRORS = (config_io.ConfigError, DataError, WeightsError)
+INPUT_ERRORS = (config_io.ConfigError, DataError, WeightsError, RunDirError)
+EXIT_INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 
 # (flag, section, field, type, help). Flag names follow torch's names where torch has one.
 FLAGS = [
@@ -163,6 +164,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  test RMSE {summary['test_rmse']:.5g}  MAE {summary['test_mae']:.5g} (original units)")
     if summary["stopped_nonfinite"]:
         lines.append("  stopped: the loss became non-finite; the last finite weights were kept")
+    elif summary["interrupted"]:
+        lines.append(f"  interrupted (Ctrl-C) after epoch {summary['epochs_run']}; its weights were kept")
     return "\n".join(lines)
 
 
@@ -173,10 +176,17 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         from lstm_core.loop import train
 
-        summary = train(config, Path(args.out), progress=not args.quiet)
+        summary = train(config, args.out, progress=not args.quiet)
     except INPUT_ERRORS as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"{parser.prog}: aborted by Ctrl-C; no weights or summary were saved (the records of finished epochs, "
+            f"if any, are in {args.out})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     print(format_summary(summary))
     print(f"  records in {args.out}")
     if args.doctor or summary["stopped_nonfinite"]:  # a run that blew up always gets the diagnosis
@@ -186,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         if args.doctor and code != doctor.EXIT_HEALTHY:
             return code
-    return 1 if summary["stopped_nonfinite"] else 0
+    if summary["stopped_nonfinite"]:
+        return 1
+    return EXIT_INTERRUPTED if summary["interrupted"] else 0
 
 
 if __name__ == "__main__":

@@ -134,6 +134,14 @@ _SECTION_CLASSES = {
 }
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
     """Coerce a value read from a file to the type of the field's default, or raise ConfigError."""
     where = f"{section}.{name}"
@@ -147,7 +155,10 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
+            hint = ""
+            if isinstance(value, str) and _is_number(value):  # YAML 1.1 reads 1e-3 (no dot) as text
+                hint = f" (YAML reads {value} as text: write it with a dot, e.g. {float(value)!r})"
+            raise ConfigError(f"{where} must be a number, got {value!r}{hint}")
         return float(value)
     if isinstance(default, tuple):
         if isinstance(value, str):
@@ -198,9 +209,17 @@ def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
 def load_file(path: str | Path, base: Config | None = None) -> Config:
     """Load a TOML (.toml), YAML (.yaml/.yml) or JSON (.json) config; nothing in the file is executed."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory; pass a .toml/.yaml/.json file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing .toml/.yaml/.json file")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 text (byte {error.object[error.start]:#04x} at position "
+            f"{error.start}); save it as UTF-8"
+        ) from None
     try:
         if path.suffix == ".toml":
             raw = tomllib.loads(text)
@@ -274,10 +293,6 @@ def validate(config: Config) -> Config:
         f"clip max_norm must be > 0 when clipping is on, got {c.max_norm} (use --clip-norm 0 to turn it off)",
     )
     _require(c.style in ("torch", "optax"), f"clipping style must be 'torch' or 'optax', got {c.style!r}")
-    _require(
-        c.style == "torch" or config.backend == "jax",
-        "clipping style 'optax' exists only on the JAX backend; use style 'torch' with --backend torch",
-    )
 
     for name in ("factor", "threshold", "min_lr", "eps"):
         _finite(f"plateau {name}", getattr(p, name))
@@ -312,7 +327,10 @@ def validate(config: Config) -> Config:
     else:
         _positive_int("epochs", t.epochs)
     _positive_int("batch_size", t.batch_size)
-    _require(isinstance(t.seed, int) and t.seed >= 0, f"seed must be an integer >= 0, got {t.seed!r}")
+    _require(
+        isinstance(t.seed, int) and 0 <= t.seed < 2**32,  # what numpy, torch and jax all take as a seed
+        f"seed must be an integer in [0, 2**32), got {t.seed!r}",
+    )
     _require(t.dtype in ("float32", "float64"), f"dtype must be 'float32' or 'float64', got {t.dtype!r}")
     _require(
         isinstance(t.grad_flow_every, int) and t.grad_flow_every >= 0,
@@ -326,6 +344,19 @@ def validate(config: Config) -> Config:
     _require(
         t.shards == 0 or t.batch_size % t.shards == 0,
         f"shards ({t.shards}) must divide batch_size ({t.batch_size}) into equal parts; use --shards 0 (auto)",
+    )
+    jax_only = {
+        f"unroll {t.unroll}": t.unroll != 1,
+        f"backward {t.backward!r}": t.backward != "custom",
+        "remat": t.remat,
+        f"rnn {t.rnn!r}": t.rnn != "scan",
+        f"shards {t.shards}": t.shards != 0,
+        f"clipping style {c.style!r}": c.style != "torch",
+    }
+    set_for_torch = [setting for setting, changed in jax_only.items() if changed and config.backend == "torch"]
+    _require(
+        not set_for_torch,
+        f"{', '.join(set_for_torch)}: settings of the JAX trainer only; drop them, or use --backend jax",
     )
     if t.rnn == "cudnn":  # jax.experimental.rnn's cuDNN binding builds float32 descriptors only
         _require(t.dtype == "float32", "rnn 'cudnn' runs float32 only; use --dtype float32 or --rnn scan")
@@ -348,4 +379,10 @@ def validate(config: Config) -> Config:
     if d.dataset == "csv":
         _require(bool(d.csv), "dataset 'csv' needs a file: pass --csv PATH")
         _require(bool(d.target), "dataset 'csv' needs a target column: pass --target COL")
+    else:
+        given = [name for name in ("csv", "target", "features") if getattr(d, name)]
+        _require(
+            not given,
+            f"{', '.join(given)} apply to dataset 'csv', not {d.dataset!r}; add --dataset csv, or drop them",
+        )
     return config

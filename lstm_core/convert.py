@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,22 +96,76 @@ def load_run(run_dir: str | Path) -> RunStart:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise WeightsError(f"--init-from {str(run_dir)!r} is not a directory; pass a run directory (lstm-train --out)")
-    scaler_path = run_dir / SCALER_FILE
-    if not scaler_path.is_file():
-        raise WeightsError(f"run directory {str(run_dir)!r} has no {SCALER_FILE}; re-run the training that wrote it")
-    try:
-        scaler = json.loads(scaler_path.read_text())
-    except json.JSONDecodeError as error:
-        raise WeightsError(f"{str(scaler_path)!r} is not valid JSON ({error}); re-run the training") from None
-    if not isinstance(scaler, dict) or set(scaler) != {"features", "targets"}:
-        raise WeightsError(f"{str(scaler_path)!r} must hold 'features' and 'targets', got {scaler!r}")
-    run_weights = weights_io.load(run_dir / weights_io.WEIGHTS_FILE)
+    scaler = _read_scaler(run_dir / SCALER_FILE)
+    weights_path = run_dir / weights_io.WEIGHTS_FILE
+    run_weights = weights_io.load(weights_path)
     check(run_weights, f"weights file in {str(run_dir)!r}")
+    nonfinite = _nonfinite(run_weights)
+    if nonfinite:
+        raise WeightsError(
+            f"weights file {str(weights_path)!r}: {'; '.join(nonfinite)}; "
+            "start from a run that ended with finite weights"
+        )
     return RunStart(run_weights, scaler, run_dir)
 
 
+def _nonfinite(arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """'NAME has N non-finite value(s)' for each array that holds NaN or ±inf."""
+    counts = {name: np.size(values) - np.count_nonzero(np.isfinite(values)) for name, values in arrays.items()}
+    return [f"{name} has {count} non-finite value(s)" for name, count in counts.items() if count]
+
+
+def _read_scaler(path: Path) -> dict:
+    """scaler.json as `scaler_record` writes it, every entry checked; WeightsError naming the entry otherwise."""
+    if not path.is_file():
+        raise WeightsError(
+            f"run directory {str(path.parent)!r} has no {SCALER_FILE}; re-run the training that wrote it"
+        )
+    try:
+        # parse_int=float: every number a float; an integer too long for int() becomes inf (refused below), no error.
+        scaler = json.loads(path.read_bytes().decode("utf-8"), parse_int=float)
+    except UnicodeDecodeError:
+        raise WeightsError(f"{str(path)!r} is not UTF-8 text; re-run the training that wrote it") from None
+    except json.JSONDecodeError as error:
+        raise WeightsError(f"{str(path)!r} is not valid JSON ({error}); re-run the training") from None
+    if not isinstance(scaler, dict) or set(scaler) != {"features", "targets"}:
+        raise WeightsError(f"{str(path)!r} must hold 'features' and 'targets', got {reprlib.repr(scaler)}")
+    for key, entry in scaler.items():
+        _check_scaler_entry(entry, key, path)
+    return scaler
+
+
+def _check_scaler_entry(entry, key: str, path: Path) -> None:
+    """Raise WeightsError unless `entry` is None or equal-length lists 'mean' (finite) and 'scale' (finite, > 0)."""
+    if entry is None:
+        return
+    if not (
+        isinstance(entry, dict)
+        and set(entry) == {"mean", "scale"}
+        and all(isinstance(values, list) and all(map(_is_number, values)) for values in entry.values())
+        and len(entry["mean"]) == len(entry["scale"])
+    ):
+        raise WeightsError(
+            f"{str(path)!r}: {key!r} is {reprlib.repr(entry)}; each of 'features' and 'targets' must be null or "
+            "{'mean': [numbers], 'scale': [positive numbers]} with lists of equal length; "
+            "re-run the training that wrote it"
+        )
+    arrays = {f"{key}.{name}": np.array([float(v) for v in values]) for name, values in entry.items()}
+    problems = _nonfinite(arrays)
+    nonpositive = np.count_nonzero(arrays[f"{key}.scale"] <= 0)
+    if nonpositive:
+        problems.append(f"{key}.scale has {nonpositive} value(s) <= 0 (a scale divides, so it must be positive)")
+    if problems:
+        raise WeightsError(f"{str(path)!r}: {'; '.join(problems)}; re-run the training that wrote it")
+
+
+def _is_number(value) -> bool:
+    """A JSON number (every one a float, see `_read_scaler`), or NaN or ±inf written as records.jsonable writes them."""
+    return isinstance(value, float) or value in ("nan", "inf", "-inf")
+
+
 def _standard_scaler(description: dict | None, expected_width: int, what: str) -> StandardScaler | None:
-    """A fitted StandardScaler rebuilt from a scaler.json entry (mean and scale lists)."""
+    """A fitted StandardScaler rebuilt from a scaler.json entry (mean and scale lists, checked by `load_run`)."""
     if description is None:
         return None
     mean, scale = (np.asarray(description[key], dtype=np.float64) for key in ("mean", "scale"))

@@ -11,6 +11,8 @@ see the same batches in the same order.
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,23 +66,29 @@ class Prepared:
         return self.target_scaler.inverse_transform(np.asarray(y, dtype=np.float64))
 
 
-def _check_finite(name: str, array: np.ndarray) -> None:
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = np.argwhere(bad)[0].tolist()
+def _fitted_scaler(values: np.ndarray, names: Sequence[str], source: str) -> StandardScaler:
+    """A StandardScaler fitted on values (rows, C), whose column c is called names[c] in `source`."""
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported once, below, not as warnings
+        scaler = StandardScaler().fit(values)
+    # A variance beyond float64 leaves var_ inf but scale_ 1, so the scaled values would stay huge.
+    overflowed = ~(np.isfinite(scaler.mean_) & np.isfinite(scaler.var_))
+    if overflowed.any():
         raise DataError(
-            f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {where}; "
-            "clean or drop those rows before training"
+            f"column {names[int(np.argmax(overflowed))]!r} of {source} is too large to standardise "
+            "(its variance overflows float64); rescale it"
         )
+    return scaler
 
 
 def column_stats(values: np.ndarray) -> dict[str, list[float]]:
     """values (N, ..., F) -> per-feature (last axis) mean, population std, min and max, other axes pooled."""
     flat = np.asarray(values, dtype=np.float64)
     flat = flat.reshape(-1, flat.shape[-1]) if flat.ndim > 1 else flat[:, None]  # (rows, F)
+    with np.errstate(over="ignore"):  # unscaled values too large for float64's variance: std inf, no warning
+        std = flat.std(axis=0)
     return {
         "mean": flat.mean(axis=0).tolist(),
-        "std": flat.std(axis=0).tolist(),
+        "std": std.tolist(),
         "min": flat.min(axis=0).tolist(),
         "max": flat.max(axis=0).tolist(),
     }
@@ -101,10 +109,15 @@ def _windows(series: np.ndarray, targets: np.ndarray, window: int, horizon: int)
     return Split(x=x, y=y)
 
 
-def _forecasting(series: np.ndarray, targets: np.ndarray, cfg: DataConfig, source: str) -> Prepared:
-    """Chronological split of a series (L, F) with targets (L, 1) into scaled windows."""
-    _check_finite(f"{source} features", series)
-    _check_finite(f"{source} target", targets)
+def _forecasting(
+    series: np.ndarray,
+    targets: np.ndarray,
+    cfg: DataConfig,
+    source: str,
+    feature_names: Sequence[str],
+    target_name: str,
+) -> Prepared:
+    """Chronological split of finite series (L, F) with targets (L, 1) into scaled windows; names for errors."""
     n_train, n_val = _split_counts(len(series), cfg.splits)
     bounds = [(0, n_train), (n_train, n_train + n_val), (n_train + n_val, len(series))]
     needed = cfg.window + cfg.horizon
@@ -118,8 +131,8 @@ def _forecasting(series: np.ndarray, targets: np.ndarray, cfg: DataConfig, sourc
     raw_train_x, raw_train_y = series[:n_train], targets[:n_train]
     feature_scaler = target_scaler = None
     if cfg.scale:
-        feature_scaler = StandardScaler().fit(raw_train_x)
-        target_scaler = StandardScaler().fit(raw_train_y)
+        feature_scaler = _fitted_scaler(raw_train_x, feature_names, source)
+        target_scaler = _fitted_scaler(raw_train_y, [target_name], source)
         series = feature_scaler.transform(series)
         targets = target_scaler.transform(targets)
     train, val, test = (_windows(series[lo:hi], targets[lo:hi], cfg.window, cfg.horizon) for lo, hi in bounds)
@@ -131,26 +144,31 @@ def _sine(cfg: DataConfig, rng: np.random.Generator) -> Prepared:
     t = np.arange(cfg.num_samples, dtype=np.float64)
     series = np.sin(2 * np.pi * t / SINE_PERIOD) + cfg.noise * rng.standard_normal(cfg.num_samples)
     series = series[:, None]  # (L, 1)
-    return _forecasting(series, series, cfg, "sine")
+    return _forecasting(series, series, cfg, "sine", ["sine"], "sine")
 
 
 def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """The chosen feature columns (L, F) and the target column (L, 1) of the user's CSV file."""
     path = Path(cfg.csv)
+    if path.is_dir():
+        raise DataError(f"{str(path)!r} is a directory; pass a CSV file (not its folder) with --csv PATH")
     if not path.is_file():
         raise DataError(f"CSV file {str(path)!r} does not exist; pass an existing file with --csv PATH")
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"CSV file {str(path)!r} is empty; it needs a header row and data rows")
-        header = [name.strip() for name in header]
-        rows = list(reader)
-    features = list(cfg.features) or [cfg.target]
-    for name in [*features, cfg.target]:
-        if name not in header:
-            raise DataError(f"column {name!r} is not in {str(path)!r}; its columns are: {', '.join(header)}")
-    columns = [header.index(name) for name in [*features, cfg.target]]
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # -sig: drops the byte-order mark of Excel's "CSV UTF-8"
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"{str(path)!r} is not UTF-8 text (byte {error.object[error.start]:#04x} on line {line}); save it as UTF-8"
+        ) from None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    while rows and not "".join(rows[-1]).strip():  # editors and spreadsheets leave empty lines at the end
+        rows.pop()
+    if not rows:
+        raise DataError(f"CSV file {str(path)!r} is empty; it needs a header row and data rows")
+    header = [name.strip() for name in rows[0]]
+    rows = rows[1:]
+    columns = [_column_index(header, name, path) for name in [*_csv_features(cfg), cfg.target]]
     values = np.empty((len(rows), len(columns)))
     for line, row in enumerate(rows, start=2):
         if len(row) < len(header):
@@ -164,13 +182,39 @@ def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
                 ) from None
     if len(values) == 0:
         raise DataError(f"CSV file {str(path)!r} has a header but no data rows")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, j = np.argwhere(bad)[0]
+        raise DataError(
+            f"column {header[columns[j]]!r} of {str(path)!r} has {int(bad[:, j].sum())} NaN/inf value(s), the "
+            f"first on line {row + 2}; clean or drop those rows before training"
+        )
     return values[:, :-1], values[:, -1:]
+
+
+def _csv_features(cfg: DataConfig) -> list[str]:
+    """The CSV columns fed to the model: --features, or the target's own past when none are given."""
+    return list(cfg.features) or [cfg.target]
+
+
+def _column_index(header: list[str], name: str, path: Path) -> int:
+    """The position of column `name` in a CSV header, which must hold it exactly once."""
+    positions = [i for i, column in enumerate(header) if column == name]
+    if not positions:
+        raise DataError(f"column {name!r} is not in {str(path)!r}; its columns are: {', '.join(header)}")
+    if len(positions) > 1:
+        numbers = ", ".join(str(i + 1) for i in positions[:-1]) + f" and {positions[-1] + 1}"
+        raise DataError(
+            f"column {name!r} appears {len(positions)} times in the header of {str(path)!r} (columns {numbers}); "
+            "rename all but one"
+        )
+    return positions[0]
 
 
 def _csv(cfg: DataConfig, rng: np.random.Generator) -> Prepared:
     del rng  # a user's series is used as it is
     series, targets = _read_csv(cfg)
-    return _forecasting(series, targets, cfg, f"CSV file {cfg.csv!r}")
+    return _forecasting(series, targets, cfg, f"CSV file {cfg.csv!r}", _csv_features(cfg), cfg.target)
 
 
 def _shuffled_splits(x: np.ndarray, y: np.ndarray, cfg: DataConfig, rng: np.random.Generator):
@@ -254,7 +298,24 @@ def seeded_generators(seed: int) -> dict[str, np.random.Generator]:
 
 def load(config: Config) -> Prepared:
     """The dataset named by the config, split and scaled; the same seed gives the same arrays."""
-    return _LOADERS[config.data.dataset](config.data, seeded_generators(config.training.seed)["data"])
+    prepared = _LOADERS[config.data.dataset](config.data, seeded_generators(config.training.seed)["data"])
+    _check_fits_dtype(prepared, config.training.dtype)
+    return prepared
+
+
+def _check_fits_dtype(prepared: Prepared, dtype: str) -> None:
+    """The trainers cast every split to the training dtype, where a value beyond its range would become inf."""
+    largest = float(np.finfo(dtype).max)
+    peak = max(
+        float(np.abs(array).max())
+        for split in (prepared.train, prepared.val, prepared.test)
+        for array in (split.x, split.y)
+    )
+    if peak > largest:
+        raise DataError(
+            f"the data reach {peak:.3g}, beyond {dtype}'s largest value {largest:.3g}; keep them scaled "
+            "(drop --no-scale), rescale them, or pass --dtype float64"
+        )
 
 
 def epoch_batches(num_samples: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:

@@ -53,6 +53,7 @@ lstm-train's defaults on sine, adding and digits (seeds 0-2: no alarm) and the s
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import warnings
@@ -267,10 +268,21 @@ class Diagnosis:
 
 
 # ------------------------------------------------------------------------------------------------- loading
+def _read_text(path: Path) -> str:
+    """A record file's text, newlines untouched (as csv wants them); RunRecordsError if it is not UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RunRecordsError(
+            f"{path.name} in {str(path.parent)!r} is not UTF-8 text (byte {error.start} cannot be decoded): "
+            "the file is corrupt or not written by lstm-train"
+        ) from None
+
+
 def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
     name = path.name
-    with path.open(newline="") as handle:
-        lines = [(i, row) for i, row in enumerate(csv.reader(handle), start=1) if row]
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    lines = [(i, row) for i, row in enumerate(reader, start=1) if row]
     if not lines:
         raise RunRecordsError(
             f"{name} in {str(path.parent)!r} is empty (no header): the file is truncated "
@@ -313,7 +325,7 @@ def _read_json(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        value = json.loads(path.read_text())
+        value = json.loads(_read_text(path))
     except json.JSONDecodeError as error:
         raise RunRecordsError(
             f"{path.name} is not valid JSON ({error.msg} at line {error.lineno}): the file is truncated or corrupt"

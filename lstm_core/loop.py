@@ -11,6 +11,9 @@ from __future__ import annotations
 import importlib
 import math
 import platform
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from lstm_core import data as datasets
 from lstm_core import weights as weights_io
 from lstm_core.config import Config
 from lstm_core.convert import scaler_record
-from lstm_core.records import RecordsWriter
+from lstm_core.records import RecordsWriter, RunDirError, start_run_dir
 
 
 def backend_module(backend: str):
@@ -76,10 +79,41 @@ def step_records(stats: dict, first_step: int, epoch: int, param_names) -> dict[
     return steps
 
 
+class StopRequest:
+    """Ctrl-C (SIGINT) while training asks the loop to stop after the current epoch, so that the run ends as
+    a shorter run would: records, weights and summary of the same state. A second Ctrl-C aborts at once.
+    Only the main thread can take signals; elsewhere Ctrl-C keeps its usual effect."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this epoch, with its weights and summary saved (Ctrl-C again aborts)", file=sys.stderr)
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
     """Train one run into `out_dir` and return its summary (also written to summary.json)."""
     started = time.perf_counter()
+    if config.training.init_from and Path(config.training.init_from).resolve() == Path(out_dir).resolve():
+        raise RunDirError(
+            f"--out {str(out_dir)!r} is the --init-from run; this run would overwrite the records it starts "
+            "from: pass another --out"
+        )
     prepared, initial, generators = prepare(config)
+    start_run_dir(out_dir)
     backend = backend_module(config.backend)
     trainer = backend.Trainer(config, prepared, initial)
 
@@ -99,53 +133,55 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
         disable=not progress,
         leave=False,
     )
-    for epoch in epochs:
-        epoch_started = time.perf_counter()
-        batches = datasets.epoch_batches(len(prepared.train), config.training.batch_size, generators["batches"])
-        lr = trainer.lr
-        stats, stopped_nonfinite = until_nonfinite(trainer.train_epoch(batches, step), step)
-        val_loss, _ = trainer.evaluate(prepared.val)
-        train_loss = float(np.mean(stats["loss"]))
-        stopped_nonfinite = stopped_nonfinite or not math.isfinite(val_loss)
-        if not stopped_nonfinite:
-            trainer.end_epoch(val_loss)
-        num_steps = len(stats["loss"])
-        writer.write_steps(step_records(stats, step, epoch, trainer.param_names))
-        writer.write_grad_flow(stats["grad_flow_steps"], stats["grad_flow"])
-        writer.write_epoch(
-            epoch=epoch,
-            train_loss=train_loss,
-            val_loss=val_loss,
-            lr=lr,
-            seconds=time.perf_counter() - epoch_started,
-        )
-        step += num_steps
-        epochs.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}", lr=f"{lr:.2g}")
-        if stopped_nonfinite:
-            break
+    with StopRequest() as stop:
+        for epoch in epochs:
+            epoch_started = time.perf_counter()
+            batches = datasets.epoch_batches(len(prepared.train), config.training.batch_size, generators["batches"])
+            lr = trainer.lr
+            stats, stopped_nonfinite = until_nonfinite(trainer.train_epoch(batches, step), step)
+            val_loss, _ = trainer.evaluate(prepared.val)
+            train_loss = float(np.mean(stats["loss"]))
+            stopped_nonfinite = stopped_nonfinite or not math.isfinite(val_loss)
+            if not stopped_nonfinite:
+                trainer.end_epoch(val_loss)
+            num_steps = len(stats["loss"])
+            writer.write_steps(step_records(stats, step, epoch, trainer.param_names))
+            writer.write_grad_flow(stats["grad_flow_steps"], stats["grad_flow"])
+            writer.write_epoch(
+                epoch=epoch,
+                train_loss=train_loss,
+                val_loss=val_loss,
+                lr=lr,
+                seconds=time.perf_counter() - epoch_started,
+            )
+            step += num_steps
+            epochs.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}", lr=f"{lr:.2g}")
+            if stopped_nonfinite or stop.requested:
+                break
 
-    if epoch == 0:  # --epochs 0 with --init-from: evaluate the run's weights as they are
-        val_loss, _ = trainer.evaluate(prepared.val)
-    weights_io.save(trainer.weights(), Path(out_dir) / weights_io.WEIGHTS_FILE)  # the last finite ones
-    test_loss, outputs = trainer.evaluate(prepared.test)
-    summary = {
-        "backend": config.backend,
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, **backend.versions()},
-        "dtype": config.training.dtype,
-        "devices": trainer.devices,
-        "dataset": config.data.dataset,
-        "task": prepared.task,
-        "steps": step - 1,
-        "epochs_run": epoch,
-        "stopped_nonfinite": stopped_nonfinite,
-        "stopped_at_step": step - 1 if stopped_nonfinite else None,
-        "final_train_loss": train_loss,
-        "final_val_loss": val_loss,
-        "test_loss": test_loss,
-        **test_metrics(prepared, outputs),
-        "num_classes": prepared.num_outputs if prepared.task == "classification" else None,
-        "compile_seconds": trainer.compile_seconds,
-        "wall_seconds": time.perf_counter() - started,
-    }
-    writer.write_json("summary.json", summary)
-    return summary
+        if epoch == 0:  # --epochs 0 with --init-from: evaluate the run's weights as they are
+            val_loss, _ = trainer.evaluate(prepared.val)
+        weights_io.save(trainer.weights(), Path(out_dir) / weights_io.WEIGHTS_FILE)  # the last finite ones
+        test_loss, outputs = trainer.evaluate(prepared.test)
+        summary = {
+            "backend": config.backend,
+            "versions": {"python": platform.python_version(), "numpy": np.__version__, **backend.versions()},
+            "dtype": config.training.dtype,
+            "devices": trainer.devices,
+            "dataset": config.data.dataset,
+            "task": prepared.task,
+            "steps": step - 1,
+            "epochs_run": epoch,
+            "stopped_nonfinite": stopped_nonfinite,
+            "stopped_at_step": step - 1 if stopped_nonfinite else None,
+            "interrupted": stop.requested,
+            "final_train_loss": train_loss,
+            "final_val_loss": val_loss,
+            "test_loss": test_loss,
+            **test_metrics(prepared, outputs),
+            "num_classes": prepared.num_outputs if prepared.task == "classification" else None,
+            "compile_seconds": trainer.compile_seconds,
+            "wall_seconds": time.perf_counter() - started,
+        }
+        writer.write_json("summary.json", summary)
+        return summary

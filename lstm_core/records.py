@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,6 +22,48 @@ import numpy as np
 
 STEP_FIELDS = ("step", "epoch", "loss", "grad_norm", "clip_factor", "lr")
 EPOCH_FIELDS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+RUN_FILES = (
+    "steps.csv",
+    "epochs.csv",
+    "grad_flow.csv",
+    "data_stats.json",
+    "config.json",
+    "summary.json",
+    "scaler.json",
+    "weights.safetensors",
+)
+
+
+class RunDirError(ValueError):
+    """The run directory cannot hold a run's records; the message says why and what to pass instead."""
+
+
+def start_run_dir(out_dir: str | Path) -> Path:
+    """Create `out_dir` if missing and remove an earlier run's files from it, so that the directory never holds
+    two runs' records at once (an interrupted run would otherwise sit beside an older run's weights and summary).
+    Raises RunDirError before any training when the directory cannot be written."""
+    path = Path(out_dir)
+    if not str(out_dir).strip():
+        raise RunDirError("--out is empty; pass the directory the run's records go to, e.g. --out runs/mine")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = "it is a file" if path.exists() and not path.is_dir() else error.strerror
+        raise RunDirError(f"cannot use --out {str(path)!r} as the run directory: {reason}; pass a directory") from None
+    for name in RUN_FILES:
+        if (path / name).is_dir():
+            raise RunDirError(
+                f"{str(path / name)!r} is a directory, where the run writes its {name}; pass another --out"
+            )
+        try:
+            (path / name).unlink(missing_ok=True)
+        except OSError as error:
+            raise RunDirError(
+                f"cannot write in --out {str(path)!r}: {error.strerror}; pass a writable directory"
+            ) from None
+    if not os.access(path, os.W_OK):
+        raise RunDirError(f"cannot write in --out {str(path)!r}: permission denied; pass a writable directory")
+    return path
 
 
 def jsonable(value):

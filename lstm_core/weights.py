@@ -12,10 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
 
 WEIGHTS_FILE = "weights.safetensors"
+_WEIGHT_DTYPES = ("F64", "F32")  # safetensors' codes for the dtypes both backends train in
+# Other codes as numpy and torch name them, for errors; a code not listed here is shown as it is.
+_DTYPE_NAMES = {"F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I8": "int8", "BOOL": "bool"}
 
 
 class WeightsError(ValueError):
@@ -77,12 +80,25 @@ def save(weights: dict[str, np.ndarray], path: str | Path) -> None:
 
 
 def load(path: str | Path) -> dict[str, np.ndarray]:
+    """The float32 or float64 arrays of a safetensors file, by name; WeightsError if it holds anything else."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="np") as file:
+            # The header's dtypes are checked before any tensor is read: numpy cannot read some (bfloat16).
+            stored = {name: file.get_slice(name).get_dtype() for name in file.keys()}  # noqa: SIM118 (not iterable)
+            if set(stored.values()) <= set(_WEIGHT_DTYPES):
+                return {name: file.get_tensor(name) for name in stored}
     except (SafetensorError, OSError, ValueError) as error:
         raise WeightsError(
             f"weights file {str(path)!r} is corrupt or not safetensors ({error}); re-run the training that wrote it"
         ) from None
+    wrong = [
+        f"{name} is stored as {_DTYPE_NAMES.get(code, code)}"
+        for name, code in stored.items()
+        if code not in _WEIGHT_DTYPES
+    ]
+    raise WeightsError(
+        f"weights file {str(path)!r}: {'; '.join(wrong)}; expected float32 or float64: save it as float32"
+    )

@@ -104,3 +104,91 @@ def test_a_missing_run_directory_and_epochs_0_without_a_run_are_refused(tmp_path
     assert "is not a directory; pass a run directory" in capsys.readouterr().err
     assert cli.main(["--out", str(tmp_path), *TINY, "--epochs", "0"]) == 2
     assert "epochs must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def tiny_run(path, weights=None, scaler=None):
+    """A run directory holding only what --init-from reads: weights for sine (1 input, hidden 8) and a scaler."""
+    path.mkdir()
+    weights = weights or weights_io.initial_weights(1, 8, 1, 1, np.random.default_rng(0))
+    weights_io.save(weights, path / weights_io.WEIGHTS_FILE)
+    scaler = scaler or {"features": {"mean": [0.0], "scale": [1.0]}, "targets": {"mean": [0.0], "scale": [1.0]}}
+    (path / convert.SCALER_FILE).write_text(json.dumps(scaler))
+    return path
+
+
+def test_non_finite_weights_are_refused_with_exit_2(tmp_path, capsys):
+    weights = weights_io.initial_weights(1, 8, 1, 1, np.random.default_rng(0))
+    weights["lstm.weight_hh_l0"][3, 5] = np.nan
+    run_dir = tiny_run(tmp_path / "run", weights)
+    assert cli.main(["--out", str(tmp_path / "out"), *TINY, "--init-from", str(run_dir)]) == 2
+    path = run_dir / weights_io.WEIGHTS_FILE
+    expected = (
+        f"weights file {str(path)!r}: lstm.weight_hh_l0 has 1 non-finite value(s); "
+        "start from a run that ended with finite weights\n"
+    )
+    assert capsys.readouterr().err == f"lstm-train: error: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("features", "problem"),
+    [
+        (
+            {"mean": [float("nan"), 0.0], "scale": [1.0, float("inf")]},
+            "features.mean has 1 non-finite value(s); features.scale has 1 non-finite value(s)",
+        ),
+        ({"mean": ["-inf"], "scale": [1.0]}, "features.mean has 1 non-finite value(s)"),
+        ({"mean": [0.0, 0.0], "scale": [0.0, -2.0]}, "features.scale has 2 value(s) <= 0"),
+    ],
+    ids=["nan-and-inf", "inf-as-records-writes-it", "not-positive"],
+)
+def test_non_finite_or_non_positive_scaling_is_refused(features, problem, tmp_path):
+    run_dir = tiny_run(tmp_path / "run", scaler={"features": features, "targets": None})
+    expected = f"{str(run_dir / convert.SCALER_FILE)!r}: {problem}"
+    with pytest.raises(weights_io.WeightsError, match=re.escape(expected)):
+        convert.load_run(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("scaler", "wrong"),
+    [
+        ({"features": {"mu": [0]}, "targets": None}, "'features' is {'mu': [0.0]}"),
+        ({"features": [1, 2], "targets": None}, "'features' is [1.0, 2.0]"),
+        (
+            {"features": {"mean": ["abc"], "scale": [1]}, "targets": None},
+            "'features' is {'mean': ['abc'], 'scale': [1.0]}",
+        ),
+        (
+            {"features": {"mean": [True], "scale": [1]}, "targets": None},
+            "'features' is {'mean': [True], 'scale': [1.0]}",
+        ),
+        (
+            {"features": {"mean": [0, 0], "scale": [1]}, "targets": None},
+            "'features' is {'mean': [0.0, 0.0], 'scale': [1.0]}",
+        ),
+        ({"features": None, "targets": 3}, "'targets' is 3.0"),
+    ],
+    ids=["unknown-keys", "a-list", "text", "bool", "unequal-lengths", "a-number"],
+)
+def test_malformed_scaling_names_the_entry(scaler, wrong, tmp_path):
+    run_dir = tiny_run(tmp_path / "run", scaler=scaler)
+    expected = (
+        f"{str(run_dir / convert.SCALER_FILE)!r}: {wrong}; each of 'features' and 'targets' must be null or "
+        "{'mean': [numbers], 'scale': [positive numbers]} with lists of equal length; re-run the training that wrote it"
+    )
+    with pytest.raises(weights_io.WeightsError, match=re.escape(expected)):
+        convert.load_run(run_dir)
+
+
+def test_a_scaler_file_that_is_not_utf8_is_refused(tmp_path):
+    run_dir = tiny_run(tmp_path / "run")
+    (run_dir / convert.SCALER_FILE).write_bytes(b"\xff\xfe{\x00}")
+    expected = f"{str(run_dir / convert.SCALER_FILE)!r} is not UTF-8 text; re-run the training that wrote it"
+    with pytest.raises(weights_io.WeightsError, match=re.escape(expected)):
+        convert.load_run(run_dir)
+
+
+def test_valid_scaler_files_still_load(tmp_path):
+    # Classification runs write targets: null; a hand-written file may hold integers, read as floats.
+    scaler = {"features": {"mean": [2], "scale": [0.5]}, "targets": None}
+    start = convert.load_run(tiny_run(tmp_path / "run", scaler=scaler))
+    assert start.scaler == {"features": {"mean": [2.0], "scale": [0.5]}, "targets": None}

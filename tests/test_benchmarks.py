@@ -91,3 +91,13 @@ def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypa
     peak = {"peak": 1.0, "torch": 1.0, "xla": 1.0}
     table = report.markdown({"environment": environment, "matmul_peak_gflops": peak, "rows": [], "end_to_end": rows})
     assert table.count("| failed: lstm-train: error:") == 3
+
+
+@pytest.mark.parametrize(
+    "args", [["--shards", "-3"], ["--unroll", "0"], ["--budget", "0"], ["--impls", "jax-steps"], ["--quick", "x"]]
+)
+def test_bad_arguments_are_refused_before_anything_runs(args, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([*args, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "lstm-bench: error:" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_core import cli, weights
+from lstm_core import cli, loop, weights
 
 TINY = [
     "--num-samples",
@@ -77,6 +78,8 @@ def test_help_explains_every_flag():
         (["--config", "/nonexistent.toml"], "config file '/nonexistent.toml' does not exist"),
         (["--shards", "5"], "lstm-train: error: shards (5) must divide batch_size (32) into equal parts"),
         (["--shards", "64", "--batch-size", "64"], "lstm-train: error: shards 64 needs 64 cpu devices; jax has"),
+        (["--backend", "torch", "--shards", "2"], "shards 2: settings of the JAX trainer only"),
+        (["--csv", "prices.csv", "--target", "close"], "csv, target apply to dataset 'csv', not 'sine'"),
     ],
 )
 def test_input_errors_exit_2_with_one_line(args, message, tmp_path):
@@ -153,3 +156,59 @@ def test_a_non_finite_loss_stops_at_once_keeps_finite_weights_and_diagnoses(back
     saved = weights.load(out / weights.WEIGHTS_FILE)
     assert all(np.isfinite(value).all() for value in saved.values())  # step 1's weights: huge but finite
     assert "Cause found: lr_too_high" in capsys.readouterr().out
+
+
+def test_an_unusable_out_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory")
+    (tmp_path / "taken" / "weights.safetensors").mkdir(parents=True)
+    cases = {
+        str(tmp_path / "file"): "cannot use --out '{}' as the run directory: it is a file; pass a directory",
+        "": "--out is empty; pass the directory the run's records go to",
+        str(tmp_path / "taken"): "'{}/weights.safetensors' is a directory, where the run writes its weights",
+    }
+    for out, message in cases.items():
+        assert cli.main([*TINY, "--out", out]) == 2
+        assert message.format(out) in capsys.readouterr().err
+
+
+def test_evaluating_a_run_into_its_own_directory_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main([*TINY, "--out", str(run)]) == 0
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    assert cli.main([*TINY, "--init-from", str(run), "--epochs", "0", "--out", str(run / ".." / "run")]) == 2
+    assert "is the --init-from run; this run would overwrite the records it starts from" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before  # nothing lost
+
+
+def ctrl_c_at_epoch(monkeypatch, epoch: int, times: int = 1):
+    """Deliver SIGINT to this process `times` times as epoch `epoch` (1-based) draws its batches."""
+    draw = loop.datasets.epoch_batches
+    calls = iter(range(1, 1000))
+
+    def interrupted(*args):
+        if next(calls) == epoch:
+            for _ in range(times):
+                signal.raise_signal(signal.SIGINT)
+        return draw(*args)
+
+    monkeypatch.setattr(loop.datasets, "epoch_batches", interrupted)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_ctrl_c_stops_after_the_epoch_and_saves_that_state(backend, tmp_path, monkeypatch, capsys):
+    out = tmp_path / backend
+    ctrl_c_at_epoch(monkeypatch, 2)
+    assert cli.main(["--backend", backend, *TINY, "--epochs", "5", "--out", str(out)]) == cli.EXIT_INTERRUPTED
+    assert "interrupted (Ctrl-C) after epoch 2; its weights were kept" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["epochs_run"] == 2 and summary["steps"] == 2 * 12
+    assert len(read_csv(out / "epochs.csv")) == 2 and len(read_csv(out / "steps.csv")) == 2 * 12
+    assert all(np.isfinite(value).all() for value in weights.load(out / weights.WEIGHTS_FILE).values())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_a_second_ctrl_c_aborts_at_once(tmp_path, monkeypatch, capsys):
+    ctrl_c_at_epoch(monkeypatch, 2, times=2)
+    assert cli.main([*TINY, "--epochs", "5", "--out", str(tmp_path)]) == cli.EXIT_INTERRUPTED
+    assert "aborted by Ctrl-C; no weights or summary were saved" in capsys.readouterr().err
+    assert not (tmp_path / "summary.json").exists() and len(read_csv(tmp_path / "epochs.csv")) == 1

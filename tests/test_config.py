@@ -40,7 +40,18 @@ def test_defaults_are_valid_and_follow_torch():
         ({"data": {"splits": [0.5, 0.5, 0.5]}}, "splits must be three positive fractions"),
         ({"data": {"dataset": "csv"}}, "dataset 'csv' needs a file: pass --csv PATH"),
         ({"clipping": {"max_norm": -1.0}}, "clip max_norm must be > 0 when clipping is on"),
-        ({"backend": "torch", "clipping": {"style": "optax"}}, "clipping style 'optax' exists only on the JAX backend"),
+        (
+            {"backend": "torch", "clipping": {"style": "optax"}},
+            "clipping style 'optax': settings of the JAX trainer only; drop them, or use --backend jax",
+        ),
+        (
+            {"backend": "torch", "training": {"shards": 2, "rnn": "cudnn", "remat": False, "unroll": 4}},
+            "unroll 4, rnn 'cudnn', shards 2: settings of the JAX trainer only",
+        ),
+        ({"data": {"csv": "a.csv", "target": "y"}}, "csv, target apply to dataset 'csv', not 'sine'; add --dataset"),
+        ({"data": {"dataset": "digits", "features": ["a"]}}, "features apply to dataset 'csv', not 'digits'"),
+        ({"training": {"seed": 2**32}}, "seed must be an integer in [0, 2**32), got 4294967296"),
+        ({"optimizer": {"lr": "1e-3"}}, "optimizer.lr must be a number, got '1e-3' (YAML reads 1e-3 as text: write it"),
         ({"model": {"head": "classification"}}, "head 'classification' does not fit dataset 'sine'"),
         ({"modle": {}}, "unknown config section 'modle'"),
         ({"model": {"hiden_size": 3}}, "unknown field model.hiden_size"),
@@ -96,7 +107,11 @@ def test_load_file_errors(tmp_path):
 def test_config_written_by_a_run_loads_back(tmp_path):
     import json
 
-    config = from_dict({"model": {"hidden_size": 7}, "data": {"features": ["a", "b"], "target": "c"}})
+    sections = {
+        "model": {"hidden_size": 7},
+        "data": {"dataset": "csv", "csv": "x.csv", "features": ["a", "b"], "target": "c"},
+    }
+    config = from_dict(sections)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config.to_dict()))
     assert load_file(path) == config

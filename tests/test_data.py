@@ -106,7 +106,23 @@ def test_csv_forecasting(tmp_path):
         ("a,b\n", {"target": "a"}, "has a header but no data rows"),
         ("a,b\n1,2\n3\n", {"target": "a"}, "line 3 has 1 fields, the header has 2"),
         ("a,b\n1,x\n", {"target": "b"}, "line 2, column 'b': 'x' is not a number"),
-        ("a\n" + "1\n" * 20 + "nan\n" + "1\n" * 20, {"target": "a"}, "contains 1 NaN/inf value(s)"),
+        ("a,b\n1,2\n\n3,4\n", {"target": "a"}, "line 3 has 0 fields"),  # only blank lines at the end are dropped
+        ("y,y\n1,2\n", {"target": "y"}, "column 'y' appears 2 times in the header of"),
+        ("y,y\n1,2\n", {"target": "y"}, "(columns 1 and 2); rename all but one"),
+        # The target is also the default feature: the message names it and its line in the file, header = line 1.
+        ("a\n" + "1\n" * 20 + "nan\n" + "1\n" * 20, {"target": "a"}, "column 'a' of "),
+        ("a\n" + "1\n" * 20 + "nan\n" + "1\n" * 20, {"target": "a"}, "has 1 NaN/inf value(s), the first on line 22"),
+        ("y\n" + "1e200\n-1e200\n" * 10, {"target": "y", "window": 2}, "column 'y' of CSV file"),
+        (
+            "a,y\n" + "1e200,1\n-1e200,2\n" * 10,
+            {"target": "y", "features": ["y", "a"], "window": 2},
+            "column 'a' of CSV file",
+        ),
+        (
+            "y\n" + "1e200\n-1e200\n" * 10,
+            {"target": "y", "window": 2},
+            "is too large to standardise (its variance overflows float64); rescale it",
+        ),
         ("a\n" + "1\n2\n" * 10, {"target": "a"}, "the train split has 14 rows but a window of 20"),
     ],
 )
@@ -120,3 +136,37 @@ def test_csv_errors(tmp_path, text, fields, message):
 def test_missing_csv(tmp_path):
     with pytest.raises(data.DataError, match="does not exist; pass an existing file with --csv PATH"):
         load(dataset="csv", csv=str(tmp_path / "nope.csv"), target="a")
+
+
+def test_csv_directory(tmp_path):
+    with pytest.raises(data.DataError, match="is a directory; pass a CSV file"):
+        load(dataset="csv", csv=str(tmp_path), target="a")
+
+
+def test_csv_not_utf8(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("a,y\n1,2\ncafé,3\n".encode("latin-1"))
+    with pytest.raises(data.DataError) as error:
+        load(dataset="csv", csv=str(path), target="y")
+    assert str(error.value) == f"{str(path)!r} is not UTF-8 text (byte 0xe9 on line 3); save it as UTF-8"
+
+
+def sine_rows(count):
+    return "".join(f"{np.sin(i / 5):.6f},{i}\n" for i in range(count))
+
+
+def test_csv_with_byte_order_mark_and_trailing_blank_lines(tmp_path):
+    path = tmp_path / "excel.csv"
+    # Excel's "CSV UTF-8" starts with a byte-order mark and can end in empty rows.
+    path.write_text("y,a\n" + sine_rows(200) + "\n,\n  \n", encoding="utf-8-sig")
+    prepared = load(dataset="csv", csv=str(path), target="y", window=12)
+    assert len(prepared.train) + len(prepared.val) + len(prepared.test) == 200 - 3 * 12  # every data row, once
+
+
+def test_csv_beyond_float32_without_scaling(tmp_path):
+    path = write_csv(tmp_path / "big.csv", "y\n" + "1e39\n-1e39\n" * 10)  # float32 ends at 3.4e38
+    fields = {"dataset": "csv", "csv": path, "target": "y", "window": 2, "scale": False}
+    with pytest.raises(data.DataError, match=r"the data reach 1e\+39, beyond float32's largest value 3.4e\+38"):
+        data.load(from_dict({"data": fields, "training": {"dtype": "float32"}}))
+    prepared = data.load(from_dict({"data": fields, "training": {"dtype": "float64"}}))
+    assert np.abs(prepared.train.y).max() == 1e39

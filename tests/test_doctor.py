@@ -67,21 +67,33 @@ def test_report_returns_text_and_exit_code(tmp_path, rng):
     assert code == 3 and json.loads(text)["causes"] == ["exploding_gradients"]
 
 
+def run_with_binary(path: Path, record: str) -> Path:
+    """A healthy run whose `record` file is overwritten with bytes that are not UTF-8, as disk corruption leaves."""
+    run_dir = write_run(path / "r", np.linspace(1.0, 0.1, 50), np.ones(50))
+    (run_dir / record).write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    return run_dir
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda p: p / "missing", "does not exist"),
         (lambda p: p, "is not a run directory: it has no steps.csv or epochs.csv"),
         (lambda p: RecordsWriter(p / "r", ["head.bias"]).out_dir, "the run recorded zero optimizer steps"),
+        (
+            lambda p: run_with_binary(p, "steps.csv"),
+            "steps.csv in '{p}/r' is not UTF-8 text (byte 0 cannot be decoded)",
+        ),
+        (lambda p: run_with_binary(p, "summary.json"), "summary.json in '{p}/r' is not UTF-8 text"),
     ],
-    ids=["missing", "not-a-run", "zero-steps"],
+    ids=["missing", "not-a-run", "zero-steps", "binary-steps", "binary-summary"],
 )
 def test_unreadable_records_exit_2_with_one_line(tmp_path, capsys, make, message):
     assert doctor.main([str(make(tmp_path))]) == doctor.EXIT_UNREADABLE == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith("lstm-doctor: error: ")
-    assert message in captured.err
+    assert message.format(p=tmp_path) in captured.err
 
 
 def test_truncated_steps_exit_2(tmp_path, rng, capsys):

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from lstm_core.records import RecordsWriter
+from lstm_core.records import RUN_FILES, RecordsWriter, start_run_dir
 
 
 def read(path):
@@ -58,3 +58,12 @@ def test_json_carries_non_finite_numbers(tmp_path):
     writer = RecordsWriter(tmp_path, [])
     writer.write_json("summary.json", {"loss": float("inf"), "values": np.array([1.5, np.nan]), "count": np.int64(3)})
     assert json.loads((tmp_path / "summary.json").read_text()) == {"loss": "inf", "values": [1.5, "nan"], "count": 3}
+
+
+def test_a_run_directory_starts_without_an_earlier_runs_files(tmp_path):
+    """An interrupted run must not sit beside an older run's weights and summary; files not ours stay."""
+    for name in (*RUN_FILES, "notes.txt"):
+        (tmp_path / name).write_text("earlier run")
+    assert start_run_dir(tmp_path) == tmp_path
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
+    assert start_run_dir(tmp_path / "new" / "run").is_dir()  # created with its parents

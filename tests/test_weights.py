@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import re
+import struct
+
 import numpy as np
 import pytest
 
@@ -53,6 +57,31 @@ def test_corrupt_and_missing_files_give_clear_errors(tmp_path):
         weights.load(corrupt)
     with pytest.raises(weights.WeightsError, match="does not exist"):
         weights.load(tmp_path / "missing.safetensors")
+
+
+def test_weights_of_other_dtypes_are_refused_naming_each(tmp_path):
+    given = weights.initial_weights(1, 4, 1, 1, np.random.default_rng(0))  # float64
+    given["lstm.weight_ih_l0"] = given["lstm.weight_ih_l0"].astype(np.int32)
+    given["head.bias"] = given["head.bias"] > 0
+    given["head.weight"] = given["head.weight"].astype(np.float32)  # float32 is fine
+    path = tmp_path / "w.safetensors"
+    weights.save(given, path)
+    expected = (
+        f"weights file {str(path)!r}: head.bias is stored as bool; lstm.weight_ih_l0 is stored as int32; "
+        "expected float32 or float64: save it as float32"
+    )
+    with pytest.raises(weights.WeightsError, match=re.escape(expected)):
+        weights.load(path)
+
+
+def test_bfloat16_weights_which_numpy_cannot_read_are_refused(tmp_path):
+    # Written by hand as safetensors lays a file out (header length, JSON header, data): numpy has no bfloat16.
+    header = json.dumps({"lstm.weight_ih_l0": {"dtype": "BF16", "shape": [16, 1], "data_offsets": [0, 32]}}).encode()
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(32))
+    expected = f"weights file {str(path)!r}: lstm.weight_ih_l0 is stored as bfloat16; expected float32 or float64"
+    with pytest.raises(weights.WeightsError, match=re.escape(expected)):
+        weights.load(path)
 
 
 def test_check_weights_names_each_problem():
