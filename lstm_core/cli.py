@@ -180,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     except INPUT_ERRORS as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError as error:  # numpy's, at once, for sizes no machine holds (e.g. --hidden-size 100000)
+        print(
+            f"{parser.prog}: error: out of memory ({error}); reduce --hidden-size, --num-layers or --batch-size, "
+            "or the data (--num-samples, --window)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(
             f"{parser.prog}: aborted by Ctrl-C; no weights or summary were saved (the records of finished epochs, "

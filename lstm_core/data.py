@@ -156,6 +156,8 @@ def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"CSV file {str(path)!r} does not exist; pass an existing file with --csv PATH")
     try:
         text = path.read_bytes().decode("utf-8-sig")  # -sig: drops the byte-order mark of Excel's "CSV UTF-8"
+    except OSError as error:
+        raise DataError(f"cannot read CSV file {str(path)!r}: {error.strerror}") from None
     except UnicodeDecodeError as error:
         line = error.object[: error.start].count(b"\n") + 1
         raise DataError(
