@@ -189,20 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling", action="store_true", help="time and memory against seq_len and hidden size")
     parser.add_argument("--end-to-end", action="store_true", help="also time the default lstm-train job")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     default_impls = GPU_IMPLS if args.device == "gpu" else CPU_IMPLS
     impl_names = [name for name in args.impls.split(",") if name] if args.impls else default_impls
     unknown = sorted(set(impl_names) - set(impls.BUILDERS))
     if unknown:
         parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(impls.BUILDERS)}")
-    if args.shards < 0 or args.unroll < 1 or (args.budget is not None and not args.budget > 0):
-        parser.error(
-            f"--shards must be >= 0 (0: auto), --unroll >= 1 and --budget > 0; got {args.shards}, {args.unroll}, "
-            f"{args.budget}"
-        )
+    if args.shards < 0:
+        parser.error(f"--shards must be >= 0 (0: auto, one device per core where it pays), got {args.shards}")
+    if args.unroll < 1:
+        parser.error(f"--unroll must be >= 1, got {args.unroll}")
+    if args.budget is not None and not args.budget > 0:
+        parser.error(f"--budget must be > 0 seconds of timed repeats per row, got {args.budget}")
     if args.device == "gpu" and not gpu_available():
         parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     budget = args.budget or (0.5 if args.quick else 2.0)
     training = {"unroll": args.unroll} if args.unroll != 1 else {}
     if args.shards:

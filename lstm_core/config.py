@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lstm_core.textfile import read_text
 
 DATASETS = ("sine", "adding", "digits", "csv")
 CLASSIFICATION_DATASETS = ("digits",)
@@ -134,14 +137,6 @@ _SECTION_CLASSES = {
 }
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
     """Coerce a value read from a file to the type of the field's default, or raise ConfigError."""
     where = f"{section}.{name}"
@@ -156,7 +151,7 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             hint = ""
-            if isinstance(value, str) and _is_number(value):  # YAML 1.1 reads 1e-3 (no dot) as text
+            if isinstance(value, str) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value):  # 1e-3: text to YAML 1.1
                 hint = f" (YAML reads {value} as text: write it with a dot, e.g. {float(value)!r})"
             raise ConfigError(f"{where} must be a number, got {value!r}{hint}")
         return float(value)
@@ -213,13 +208,7 @@ def load_file(path: str | Path, base: Config | None = None) -> Config:
         raise ConfigError(f"config file {str(path)!r} is a directory; pass a .toml/.yaml/.json file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing .toml/.yaml/.json file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"config file {str(path)!r} is not UTF-8 text (byte {error.object[error.start]:#04x} at position "
-            f"{error.start}); save it as UTF-8"
-        ) from None
+    text = read_text(path, ConfigError, "save the config file as UTF-8 text")
     try:
         if path.suffix == ".toml":
             raw = tomllib.loads(text)
@@ -336,15 +325,6 @@ def validate(config: Config) -> Config:
         isinstance(t.grad_flow_every, int) and t.grad_flow_every >= 0,
         f"grad_flow_every must be an integer >= 0, got {t.grad_flow_every!r}",
     )
-    _positive_int("unroll", t.unroll)
-    _require(t.backward in ("custom", "autodiff"), f"backward must be 'custom' or 'autodiff', got {t.backward!r}")
-    _require(t.device in ("cpu", "gpu"), f"device must be 'cpu' or 'gpu', got {t.device!r}")
-    _require(t.rnn in ("scan", "cudnn"), f"rnn must be 'scan' or 'cudnn', got {t.rnn!r}")
-    _require(isinstance(t.shards, int) and t.shards >= 0, f"shards must be an integer >= 0, got {t.shards!r}")
-    _require(
-        t.shards == 0 or t.batch_size % t.shards == 0,
-        f"shards ({t.shards}) must divide batch_size ({t.batch_size}) into equal parts; use --shards 0 (auto)",
-    )
     jax_only = {
         f"unroll {t.unroll}": t.unroll != 1,
         f"backward {t.backward!r}": t.backward != "custom",
@@ -357,6 +337,15 @@ def validate(config: Config) -> Config:
     _require(
         not set_for_torch,
         f"{', '.join(set_for_torch)}: settings of the JAX trainer only; drop them, or use --backend jax",
+    )
+    _positive_int("unroll", t.unroll)
+    _require(t.backward in ("custom", "autodiff"), f"backward must be 'custom' or 'autodiff', got {t.backward!r}")
+    _require(t.device in ("cpu", "gpu"), f"device must be 'cpu' or 'gpu', got {t.device!r}")
+    _require(t.rnn in ("scan", "cudnn"), f"rnn must be 'scan' or 'cudnn', got {t.rnn!r}")
+    _require(isinstance(t.shards, int) and t.shards >= 0, f"shards must be an integer >= 0, got {t.shards!r}")
+    _require(
+        t.shards == 0 or t.batch_size % t.shards == 0,
+        f"shards ({t.shards}) must divide batch_size ({t.batch_size}) into equal parts; use --shards 0 (auto)",
     )
     if t.rnn == "cudnn":  # jax.experimental.rnn's cuDNN binding builds float32 descriptors only
         _require(t.dtype == "float32", "rnn 'cudnn' runs float32 only; use --dtype float32 or --rnn scan")

@@ -28,9 +28,10 @@ from sklearn.preprocessing import StandardScaler
 
 from lstm_core import weights as weights_io
 from lstm_core.data import Prepared, Split
+from lstm_core.records import SCALER_FILE
+from lstm_core.textfile import read_text
 from lstm_core.weights import WeightsError
 
-SCALER_FILE = "scaler.json"
 _LSTM_NAME = re.compile(r"lstm\.(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)")
 
 
@@ -116,56 +117,39 @@ def _nonfinite(arrays: Mapping[str, np.ndarray]) -> list[str]:
 
 
 def _read_scaler(path: Path) -> dict:
-    """scaler.json as `scaler_record` writes it, every entry checked; WeightsError naming the entry otherwise."""
+    """scaler.json as `scaler_record` writes it: 'features' and 'targets', each null or mean and scale lists of
+    one length, finite, scales > 0 (they divide); WeightsError naming the entry otherwise."""
     if not path.is_file():
-        raise WeightsError(
-            f"run directory {str(path.parent)!r} has no {SCALER_FILE}; re-run the training that wrote it"
-        )
+        raise WeightsError(f"run directory {str(path.parent)!r} has no {SCALER_FILE}; re-run the training")
     try:
-        # parse_int=float: every number a float; an integer too long for int() becomes inf (refused below), no error.
-        scaler = json.loads(path.read_bytes().decode("utf-8"), parse_int=float)
-    except UnicodeDecodeError:
-        raise WeightsError(f"{str(path)!r} is not UTF-8 text; re-run the training that wrote it") from None
+        scaler = json.loads(read_text(path, WeightsError, "re-run the training that wrote it"))
     except json.JSONDecodeError as error:
         raise WeightsError(f"{str(path)!r} is not valid JSON ({error}); re-run the training") from None
     if not isinstance(scaler, dict) or set(scaler) != {"features", "targets"}:
         raise WeightsError(f"{str(path)!r} must hold 'features' and 'targets', got {reprlib.repr(scaler)}")
     for key, entry in scaler.items():
-        _check_scaler_entry(entry, key, path)
+        if entry is None:
+            continue
+        try:  # numbers, or "nan"/"inf" as records.jsonable writes them (refused below as non-finite)
+            mean, scale = (np.asarray(entry[name], dtype=np.float64) for name in ("mean", "scale"))
+        except (KeyError, TypeError, ValueError):
+            mean = scale = None
+        if mean is None or set(entry) != {"mean", "scale"} or mean.ndim != 1 or mean.shape != scale.shape:
+            raise WeightsError(
+                f"{str(path)!r}: {key!r} is {reprlib.repr(entry)}; each of 'features' and 'targets' must be null or "
+                "{'mean': [numbers], 'scale': [positive numbers]} with lists of equal length; "
+                "re-run the training that wrote it"
+            )
+        problems = _nonfinite({f"{key}.mean": mean, f"{key}.scale": scale})
+        if np.count_nonzero(scale <= 0):
+            problems.append(f"{key}.scale has {np.count_nonzero(scale <= 0)} value(s) <= 0 (a scale divides)")
+        if problems:
+            raise WeightsError(f"{str(path)!r}: {'; '.join(problems)}; re-run the training that wrote it")
     return scaler
 
 
-def _check_scaler_entry(entry, key: str, path: Path) -> None:
-    """Raise WeightsError unless `entry` is None or equal-length lists 'mean' (finite) and 'scale' (finite, > 0)."""
-    if entry is None:
-        return
-    if not (
-        isinstance(entry, dict)
-        and set(entry) == {"mean", "scale"}
-        and all(isinstance(values, list) and all(map(_is_number, values)) for values in entry.values())
-        and len(entry["mean"]) == len(entry["scale"])
-    ):
-        raise WeightsError(
-            f"{str(path)!r}: {key!r} is {reprlib.repr(entry)}; each of 'features' and 'targets' must be null or "
-            "{'mean': [numbers], 'scale': [positive numbers]} with lists of equal length; "
-            "re-run the training that wrote it"
-        )
-    arrays = {f"{key}.{name}": np.array([float(v) for v in values]) for name, values in entry.items()}
-    problems = _nonfinite(arrays)
-    nonpositive = np.count_nonzero(arrays[f"{key}.scale"] <= 0)
-    if nonpositive:
-        problems.append(f"{key}.scale has {nonpositive} value(s) <= 0 (a scale divides, so it must be positive)")
-    if problems:
-        raise WeightsError(f"{str(path)!r}: {'; '.join(problems)}; re-run the training that wrote it")
-
-
-def _is_number(value) -> bool:
-    """A JSON number (every one a float, see `_read_scaler`), or NaN or ±inf written as records.jsonable writes them."""
-    return isinstance(value, float) or value in ("nan", "inf", "-inf")
-
-
 def _standard_scaler(description: dict | None, expected_width: int, what: str) -> StandardScaler | None:
-    """A fitted StandardScaler rebuilt from a scaler.json entry (mean and scale lists, checked by `load_run`)."""
+    """A fitted StandardScaler rebuilt from a scaler.json entry (mean and scale lists, checked by `_read_scaler`)."""
     if description is None:
         return None
     mean, scale = (np.asarray(description[key], dtype=np.float64) for key in ("mean", "scale"))
@@ -191,8 +175,9 @@ def _remap(values: np.ndarray, old: StandardScaler | None, new: StandardScaler |
     """values (..., F) in `old`'s scaling (None: raw) -> the same values in `new`'s scaling."""
     if _same(old, new):
         return values
-    raw = values if old is None else values * old.scale_ + old.mean_
-    return raw if new is None else (raw - new.mean_) / new.scale_
+    with np.errstate(over="ignore"):  # a value beyond float64 becomes inf, which `check_fits_dtype` refuses
+        raw = values if old is None else values * old.scale_ + old.mean_
+        return raw if new is None else (raw - new.mean_) / new.scale_
 
 
 def rescale(prepared: Prepared, record: dict) -> Prepared:

@@ -21,6 +21,7 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
 from lstm_core.config import Config, DataConfig
+from lstm_core.textfile import read_text
 
 SINE_PERIOD = 50  # samples per sine period: a window of 20 sees 0.4 of a cycle, enough to forecast one step
 
@@ -154,15 +155,7 @@ def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{str(path)!r} is a directory; pass a CSV file (not its folder) with --csv PATH")
     if not path.is_file():
         raise DataError(f"CSV file {str(path)!r} does not exist; pass an existing file with --csv PATH")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")  # -sig: drops the byte-order mark of Excel's "CSV UTF-8"
-    except OSError as error:
-        raise DataError(f"cannot read CSV file {str(path)!r}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        line = error.object[: error.start].count(b"\n") + 1
-        raise DataError(
-            f"{str(path)!r} is not UTF-8 text (byte {error.object[error.start]:#04x} on line {line}); save it as UTF-8"
-        ) from None
+    text = read_text(path, DataError, "save the CSV file as UTF-8 text")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     while rows and not "".join(rows[-1]).strip():  # editors and spreadsheets leave empty lines at the end
         rows.pop()
@@ -173,6 +166,8 @@ def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     columns = [_column_index(header, name, path) for name in [*_csv_features(cfg), cfg.target]]
     values = np.empty((len(rows), len(columns)))
     for line, row in enumerate(rows, start=2):
+        if not "".join(row).strip():
+            raise DataError(f"{str(path)!r} line {line} is blank; delete it (a series has no gaps)")
         if len(row) < len(header):
             raise DataError(f"{str(path)!r} line {line} has {len(row)} fields, the header has {len(header)}")
         for j, column in enumerate(columns):
@@ -301,11 +296,15 @@ def seeded_generators(seed: int) -> dict[str, np.random.Generator]:
 def load(config: Config) -> Prepared:
     """The dataset named by the config, split and scaled; the same seed gives the same arrays."""
     prepared = _LOADERS[config.data.dataset](config.data, seeded_generators(config.training.seed)["data"])
-    _check_fits_dtype(prepared, config.training.dtype)
+    check_fits_dtype(prepared, config.training.dtype)
     return prepared
 
 
-def _check_fits_dtype(prepared: Prepared, dtype: str) -> None:
+def check_fits_dtype(
+    prepared: Prepared,
+    dtype: str,
+    fix: str = "keep them scaled (drop --no-scale), rescale them, or pass --dtype float64",
+) -> None:
     """The trainers cast every split to the training dtype, where a value beyond its range would become inf."""
     largest = float(np.finfo(dtype).max)
     peak = max(
@@ -314,10 +313,7 @@ def _check_fits_dtype(prepared: Prepared, dtype: str) -> None:
         for array in (split.x, split.y)
     )
     if peak > largest:
-        raise DataError(
-            f"the data reach {peak:.3g}, beyond {dtype}'s largest value {largest:.3g}; keep them scaled "
-            "(drop --no-scale), rescale them, or pass --dtype float64"
-        )
+        raise DataError(f"the data reach {peak:.3g}, beyond {dtype}'s largest value {largest:.3g}; {fix}")
 
 
 def epoch_batches(num_samples: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:

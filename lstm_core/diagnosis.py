@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from lstm_core.records import jsonable
+from lstm_core.textfile import read_text
 
 # ------------------------------------------------------------------------------------------------- thresholds
 # Loss curve: 10 points resolve "falls, flattens, rises" while each median still pools several minibatches.
@@ -268,20 +269,12 @@ class Diagnosis:
 
 
 # ------------------------------------------------------------------------------------------------- loading
-def _read_text(path: Path) -> str:
-    """A record file's text, newlines untouched (as csv wants them); RunRecordsError if it is not UTF-8."""
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise RunRecordsError(
-            f"{path.name} in {str(path.parent)!r} is not UTF-8 text (byte {error.start} cannot be decoded): "
-            "the file is corrupt or not written by lstm-train"
-        ) from None
+NOT_A_RECORD = "the file is corrupt or not written by lstm-train"
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
     name = path.name
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.reader(io.StringIO(read_text(path, RunRecordsError, NOT_A_RECORD), newline=""))
     lines = [(i, row) for i, row in enumerate(reader, start=1) if row]
     if not lines:
         raise RunRecordsError(
@@ -325,7 +318,7 @@ def _read_json(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        value = json.loads(_read_text(path))
+        value = json.loads(read_text(path, RunRecordsError, NOT_A_RECORD))
     except json.JSONDecodeError as error:
         raise RunRecordsError(
             f"{path.name} is not valid JSON ({error.msg} at line {error.lineno}): the file is truncated or corrupt"

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from lstm_core import data as datasets
 from lstm_core import weights as weights_io
 from lstm_core.config import Config
 from lstm_core.convert import scaler_record
-from lstm_core.records import RecordsWriter, RunDirError, start_run_dir
+from lstm_core.records import SCALER_FILE, WEIGHTS_FILE, RecordsWriter, RunDirError, check_run_dir, clear_run_dir
 
 
 def backend_module(backend: str):
@@ -55,7 +56,10 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
         return prepared, weights_io.initial_weights(*shapes, generators["init"]), generators
     start = convert.load_run(config.training.init_from)
     weights_io.check_weights(start.weights, weights_io.parameter_shapes(*shapes), f"--init-from {start.source}")
-    return convert.rescale(prepared, start.scaler), start.weights, generators
+    prepared = convert.rescale(prepared, start.scaler)
+    stretched = "the --init-from run's scaler.json stretches them so: start from a run trained on these data"
+    datasets.check_fits_dtype(prepared, config.training.dtype, stretched)
+    return prepared, start.weights, generators
 
 
 def until_nonfinite(stats: dict, first_step: int) -> tuple[dict, bool]:
@@ -86,46 +90,41 @@ class StopRequest:
 
     def __init__(self):
         self.requested = False
+        self._installed = False
         self._previous = None
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nstopping after this epoch, with its weights and summary saved (Ctrl-C again aborts)", file=sys.stderr)
+        print("\nCtrl-C: the run ends after this epoch, its weights and summary saved (again: abort)", file=sys.stderr)
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        if self._installed:  # None: the handler was set outside Python; the default is the nearest we can restore
+            signal.signal(signal.SIGINT, signal.SIG_DFL if self._previous is None else self._previous)
 
 
-def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
-    """Train one run into `out_dir` and return its summary (also written to summary.json)."""
-    started = time.perf_counter()
-    if config.training.init_from and Path(config.training.init_from).resolve() == Path(out_dir).resolve():
-        raise RunDirError(
-            f"--out {str(out_dir)!r} is the --init-from run; this run would overwrite the records it starts "
-            "from: pass another --out"
-        )
-    prepared, initial, generators = prepare(config)
-    start_run_dir(out_dir)
-    backend = backend_module(config.backend)
-    trainer = backend.Trainer(config, prepared, initial)
+@dataclass
+class EpochsRun:
+    """Where the epochs of a run ended: the last epoch and the next step, the last losses, and why it stopped."""
 
-    writer = RecordsWriter(out_dir, trainer.param_names)
-    writer.write_json("config.json", config.to_dict())
-    writer.write_json("data_stats.json", {"scaled": config.data.scale, "task": prepared.task, **prepared.raw_stats})
-    writer.write_json("scaler.json", scaler_record(prepared))
+    epoch: int = 0
+    next_step: int = 1
+    train_loss: float = math.nan
+    val_loss: float = math.nan
+    stopped_nonfinite: bool = False
+    interrupted: bool = False
 
-    step = 1
-    epoch = 0
-    stopped_nonfinite = False
-    train_loss = val_loss = math.nan
+
+def run_epochs(config: Config, prepared, generators, trainer, writer: RecordsWriter, stop, progress: bool) -> EpochsRun:
+    """Train epoch by epoch, each recorded as it ends, until the last epoch, a non-finite loss or a Ctrl-C."""
+    run = EpochsRun()
     epochs = tqdm(
         range(1, config.training.epochs + 1),
         desc=f"{config.backend} training",
@@ -133,35 +132,56 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
         disable=not progress,
         leave=False,
     )
-    with StopRequest() as stop:
-        for epoch in epochs:
-            epoch_started = time.perf_counter()
-            batches = datasets.epoch_batches(len(prepared.train), config.training.batch_size, generators["batches"])
-            lr = trainer.lr
-            stats, stopped_nonfinite = until_nonfinite(trainer.train_epoch(batches, step), step)
-            val_loss, _ = trainer.evaluate(prepared.val)
-            train_loss = float(np.mean(stats["loss"]))
-            stopped_nonfinite = stopped_nonfinite or not math.isfinite(val_loss)
-            if not stopped_nonfinite:
-                trainer.end_epoch(val_loss)
-            num_steps = len(stats["loss"])
-            writer.write_steps(step_records(stats, step, epoch, trainer.param_names))
-            writer.write_grad_flow(stats["grad_flow_steps"], stats["grad_flow"])
-            writer.write_epoch(
-                epoch=epoch,
-                train_loss=train_loss,
-                val_loss=val_loss,
-                lr=lr,
-                seconds=time.perf_counter() - epoch_started,
-            )
-            step += num_steps
-            epochs.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}", lr=f"{lr:.2g}")
-            if stopped_nonfinite or stop.requested:
-                break
+    for epoch in epochs:
+        run.epoch, epoch_started = epoch, time.perf_counter()
+        batches = datasets.epoch_batches(len(prepared.train), config.training.batch_size, generators["batches"])
+        lr = trainer.lr
+        stats, run.stopped_nonfinite = until_nonfinite(trainer.train_epoch(batches, run.next_step), run.next_step)
+        run.val_loss, _ = trainer.evaluate(prepared.val)
+        run.train_loss = float(np.mean(stats["loss"]))
+        run.stopped_nonfinite = run.stopped_nonfinite or not math.isfinite(run.val_loss)
+        if not run.stopped_nonfinite:
+            trainer.end_epoch(run.val_loss)
+        writer.write_steps(step_records(stats, run.next_step, run.epoch, trainer.param_names))
+        writer.write_grad_flow(stats["grad_flow_steps"], stats["grad_flow"])
+        seconds = time.perf_counter() - epoch_started
+        writer.write_epoch(epoch=run.epoch, train_loss=run.train_loss, val_loss=run.val_loss, lr=lr, seconds=seconds)
+        run.next_step += len(stats["loss"])
+        epochs.set_postfix(train_loss=f"{run.train_loss:.4g}", val_loss=f"{run.val_loss:.4g}", lr=f"{lr:.2g}")
+        if run.stopped_nonfinite:
+            break
+        if stop.requested and run.epoch < config.training.epochs:
+            run.interrupted = True
+            break
+    if run.epoch == 0:  # --epochs 0 with --init-from: evaluate the run's weights as they are
+        run.val_loss, _ = trainer.evaluate(prepared.val)
+    return run
 
-        if epoch == 0:  # --epochs 0 with --init-from: evaluate the run's weights as they are
-            val_loss, _ = trainer.evaluate(prepared.val)
-        weights_io.save(trainer.weights(), Path(out_dir) / weights_io.WEIGHTS_FILE)  # the last finite ones
+
+def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
+    """Train one run into `out_dir` and return its summary (also written to summary.json).
+
+    Every refusal comes before an earlier run's files in `out_dir` are removed, and a Ctrl-C after the epochs
+    (while the weights and summary are written) is taken as one during the last epoch: the run completes."""
+    started = time.perf_counter()
+    if config.training.init_from and Path(config.training.init_from).resolve() == Path(out_dir).resolve():
+        raise RunDirError(
+            f"--out {str(out_dir)!r} is the --init-from run; this run would overwrite the records it starts "
+            "from: pass another --out"
+        )
+    out = check_run_dir(out_dir)
+    prepared, initial, generators = prepare(config)
+    backend = backend_module(config.backend)
+    trainer = backend.Trainer(config, prepared, initial)
+    clear_run_dir(out)
+
+    writer = RecordsWriter(out, trainer.param_names)
+    writer.write_json("config.json", config.to_dict())
+    writer.write_json("data_stats.json", {"scaled": config.data.scale, "task": prepared.task, **prepared.raw_stats})
+    writer.write_json(SCALER_FILE, scaler_record(prepared))
+    with StopRequest() as stop:
+        run = run_epochs(config, prepared, generators, trainer, writer, stop, progress)
+        weights_io.save(trainer.weights(), out / WEIGHTS_FILE)  # the last finite ones
         test_loss, outputs = trainer.evaluate(prepared.test)
         summary = {
             "backend": config.backend,
@@ -170,13 +190,13 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
             "devices": trainer.devices,
             "dataset": config.data.dataset,
             "task": prepared.task,
-            "steps": step - 1,
-            "epochs_run": epoch,
-            "stopped_nonfinite": stopped_nonfinite,
-            "stopped_at_step": step - 1 if stopped_nonfinite else None,
-            "interrupted": stop.requested,
-            "final_train_loss": train_loss,
-            "final_val_loss": val_loss,
+            "steps": run.next_step - 1,
+            "epochs_run": run.epoch,
+            "stopped_nonfinite": run.stopped_nonfinite,
+            "stopped_at_step": run.next_step - 1 if run.stopped_nonfinite else None,
+            "interrupted": run.interrupted,
+            "final_train_loss": run.train_loss,
+            "final_val_loss": run.val_loss,
             "test_loss": test_loss,
             **test_metrics(prepared, outputs),
             "num_classes": prepared.num_outputs if prepared.task == "classification" else None,
@@ -184,4 +204,4 @@ def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
             "wall_seconds": time.perf_counter() - started,
         }
         writer.write_json("summary.json", summary)
-        return summary
+    return summary

@@ -22,6 +22,8 @@ import numpy as np
 
 STEP_FIELDS = ("step", "epoch", "loss", "grad_norm", "clip_factor", "lr")
 EPOCH_FIELDS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+WEIGHTS_FILE = "weights.safetensors"
+SCALER_FILE = "scaler.json"
 RUN_FILES = (
     "steps.csv",
     "epochs.csv",
@@ -29,8 +31,8 @@ RUN_FILES = (
     "data_stats.json",
     "config.json",
     "summary.json",
-    "scaler.json",
-    "weights.safetensors",
+    SCALER_FILE,
+    WEIGHTS_FILE,
 )
 
 
@@ -38,10 +40,8 @@ class RunDirError(ValueError):
     """The run directory cannot hold a run's records; the message says why and what to pass instead."""
 
 
-def start_run_dir(out_dir: str | Path) -> Path:
-    """Create `out_dir` if missing and remove an earlier run's files from it, so that the directory never holds
-    two runs' records at once (an interrupted run would otherwise sit beside an older run's weights and summary).
-    Raises RunDirError before any training when the directory cannot be written."""
+def check_run_dir(out_dir: str | Path) -> Path:
+    """`out_dir`, created if missing; RunDirError, before any training, when it cannot hold a run's files."""
     path = Path(out_dir)
     if not str(out_dir).strip():
         raise RunDirError("--out is empty; pass the directory the run's records go to, e.g. --out runs/mine")
@@ -55,15 +55,24 @@ def start_run_dir(out_dir: str | Path) -> Path:
             raise RunDirError(
                 f"{str(path / name)!r} is a directory, where the run writes its {name}; pass another --out"
             )
-        try:
-            (path / name).unlink(missing_ok=True)
-        except OSError as error:
-            raise RunDirError(
-                f"cannot write in --out {str(path)!r}: {error.strerror}; pass a writable directory"
-            ) from None
     if not os.access(path, os.W_OK):
         raise RunDirError(f"cannot write in --out {str(path)!r}: permission denied; pass a writable directory")
     return path
+
+
+def clear_run_dir(path: Path) -> None:
+    """Remove an earlier run's files from `path`, so that it never holds two runs' records at once (an interrupted
+    run would otherwise sit beside an older run's weights and summary). Other files stay."""
+    for name in RUN_FILES:
+        (path / name).unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, write) -> None:
+    """write(temporary path), then the temporary file renamed to `path`: an interrupted write leaves the old file
+    or none, never half of one."""
+    temporary = path.with_name(f".{path.name}.partial")
+    write(temporary)
+    os.replace(temporary, path)
 
 
 def jsonable(value):
@@ -80,7 +89,8 @@ def jsonable(value):
 
 
 def write_json(path: str | Path, obj) -> None:
-    Path(path).write_text(json.dumps(jsonable(obj), indent=2) + "\n")
+    text = json.dumps(jsonable(obj), indent=2) + "\n"
+    write_atomically(Path(path), lambda temporary: temporary.write_text(text))
 
 
 class RecordsWriter:

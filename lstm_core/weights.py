@@ -15,10 +15,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-WEIGHTS_FILE = "weights.safetensors"
-_WEIGHT_DTYPES = ("F64", "F32")  # safetensors' codes for the dtypes both backends train in
-# Other codes as numpy and torch name them, for errors; a code not listed here is shown as it is.
-_DTYPE_NAMES = {"F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I8": "int8", "BOOL": "bool"}
+from lstm_core.records import WEIGHTS_FILE as WEIGHTS_FILE  # the name the run directory gives this file
+from lstm_core.records import write_atomically
 
 
 class WeightsError(ValueError):
@@ -76,7 +74,8 @@ def check_weights(weights: dict[str, np.ndarray], expected: dict[str, tuple], so
 
 
 def save(weights: dict[str, np.ndarray], path: str | Path) -> None:
-    save_file({name: np.ascontiguousarray(value) for name, value in weights.items()}, str(path))
+    arrays = {name: np.ascontiguousarray(value) for name, value in weights.items()}
+    write_atomically(Path(path), lambda temporary: save_file(arrays, str(temporary)))
 
 
 def load(path: str | Path) -> dict[str, np.ndarray]:
@@ -84,21 +83,19 @@ def load(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
+    floats = ("F32", "F64")  # safetensors' names; only these are read: numpy cannot even read some (bfloat16)
     try:
         with safe_open(str(path), framework="np") as file:
-            # The header's dtypes are checked before any tensor is read: numpy cannot read some (bfloat16).
             stored = {name: file.get_slice(name).get_dtype() for name in file.keys()}  # noqa: SIM118 (not iterable)
-            if set(stored.values()) <= set(_WEIGHT_DTYPES):
-                return {name: file.get_tensor(name) for name in stored}
+            arrays = {name: file.get_tensor(name) for name, dtype in stored.items() if dtype in floats}
     except (SafetensorError, OSError, ValueError) as error:
         raise WeightsError(
             f"weights file {str(path)!r} is corrupt or not safetensors ({error}); re-run the training that wrote it"
         ) from None
-    wrong = [
-        f"{name} is stored as {_DTYPE_NAMES.get(code, code)}"
-        for name, code in stored.items()
-        if code not in _WEIGHT_DTYPES
-    ]
-    raise WeightsError(
-        f"weights file {str(path)!r}: {'; '.join(wrong)}; expected float32 or float64: save it as float32"
-    )
+    wrong = [f"{name} is stored as {dtype}" for name, dtype in stored.items() if dtype not in floats]
+    if wrong:
+        raise WeightsError(
+            f"weights file {str(path)!r}: {'; '.join(wrong)}; expected float32 (F32) or float64 (F64): "
+            "save it as float32"
+        )
+    return arrays

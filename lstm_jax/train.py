@@ -387,9 +387,6 @@ class Trainer:
         stats["grad_flow_steps"] = steps[probed]
         return stats
 
-    def predict(self, split: Split) -> np.ndarray:
-        return np.asarray(self._predict(self.state.params, self._arrays(split)[0]))
-
     def evaluate(self, split: Split) -> tuple[float, np.ndarray]:
         """Mean loss over the split and the outputs (N, O)."""
         x, y = self._arrays(split)

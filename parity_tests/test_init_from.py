@@ -151,23 +151,23 @@ def test_non_finite_or_non_positive_scaling_is_refused(features, problem, tmp_pa
 @pytest.mark.parametrize(
     ("scaler", "wrong"),
     [
-        ({"features": {"mu": [0]}, "targets": None}, "'features' is {'mu': [0.0]}"),
-        ({"features": [1, 2], "targets": None}, "'features' is [1.0, 2.0]"),
+        ({"features": {"mu": [0]}, "targets": None}, "'features' is {'mu': [0]}"),
+        ({"features": [1, 2], "targets": None}, "'features' is [1, 2]"),
         (
             {"features": {"mean": ["abc"], "scale": [1]}, "targets": None},
-            "'features' is {'mean': ['abc'], 'scale': [1.0]}",
+            "'features' is {'mean': ['abc'], 'scale': [1]}",
         ),
         (
-            {"features": {"mean": [True], "scale": [1]}, "targets": None},
-            "'features' is {'mean': [True], 'scale': [1.0]}",
+            {"features": {"mean": [[0.0]], "scale": [[1.0]]}, "targets": None},
+            "'features' is {'mean': [[0.0]], 'scale': [[1.0]]}",
         ),
         (
             {"features": {"mean": [0, 0], "scale": [1]}, "targets": None},
-            "'features' is {'mean': [0.0, 0.0], 'scale': [1.0]}",
+            "'features' is {'mean': [0, 0], 'scale': [1]}",
         ),
-        ({"features": None, "targets": 3}, "'targets' is 3.0"),
+        ({"features": None, "targets": 3}, "'targets' is 3"),
     ],
-    ids=["unknown-keys", "a-list", "text", "bool", "unequal-lengths", "a-number"],
+    ids=["unknown-keys", "a-list", "text", "nested-lists", "unequal-lengths", "a-number"],
 )
 def test_malformed_scaling_names_the_entry(scaler, wrong, tmp_path):
     run_dir = tiny_run(tmp_path / "run", scaler=scaler)
@@ -182,7 +182,7 @@ def test_malformed_scaling_names_the_entry(scaler, wrong, tmp_path):
 def test_a_scaler_file_that_is_not_utf8_is_refused(tmp_path):
     run_dir = tiny_run(tmp_path / "run")
     (run_dir / convert.SCALER_FILE).write_bytes(b"\xff\xfe{\x00}")
-    expected = f"{str(run_dir / convert.SCALER_FILE)!r} is not UTF-8 text; re-run the training that wrote it"
+    expected = f"{str(run_dir / convert.SCALER_FILE)!r} is not UTF-8 text (byte 0xff on line 1); re-run the training"
     with pytest.raises(weights_io.WeightsError, match=re.escape(expected)):
         convert.load_run(run_dir)
 
@@ -192,3 +192,13 @@ def test_valid_scaler_files_still_load(tmp_path):
     scaler = {"features": {"mean": [2], "scale": [0.5]}, "targets": None}
     start = convert.load_run(tiny_run(tmp_path / "run", scaler=scaler))
     assert start.scaler == {"features": {"mean": [2.0], "scale": [0.5]}, "targets": None}
+
+
+def test_a_run_scaling_that_stretches_these_data_beyond_float32_is_refused(tmp_path, capsys):
+    """A positive but tiny scale passes the scaler checks; the data it scales must still fit the training dtype."""
+    scaler = {"features": {"mean": [0.0], "scale": [1e-300]}, "targets": {"mean": [0.0], "scale": [1.0]}}
+    run_dir = tiny_run(tmp_path / "run", scaler=scaler)
+    argv = ["--out", str(tmp_path / "out"), *TINY, "--dtype", "float32", "--init-from", str(run_dir)]
+    assert cli.main(argv) == 2
+    expected = "the data reach 1.18e+300, beyond float32's largest value 3.4e+38; the --init-from run's scaler.json"
+    assert expected in capsys.readouterr().err

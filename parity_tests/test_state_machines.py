@@ -38,13 +38,13 @@ losses = st.lists(st.floats(1e-3, 10.0), min_size=1, max_size=25)
 def reductions_clear_of_eps(lr: float, cfg: PlateauConfig, epochs: int) -> bool:
     """Whether no reduction the run could make is within rounding of torch's eps.
 
-    A reduction of eps or less is ignored in both stacks; one that equals eps to a few ulp may fall on either
-    side of it, since torch subtracts lrs and the JAX side scales (see `jax_optim.plateau_step`).
+    A reduction of eps or less is ignored in both stacks; one that equals eps to a few ulp of the lr may fall on
+    either side of it, since torch subtracts lrs and the JAX side scales (see `jax_optim.plateau_step`).
     """
     old = lr
     for _ in range(epochs):
         new = max(old * cfg.factor, cfg.min_lr)
-        if abs((old - new) - cfg.eps) <= 1e-9 * cfg.eps:
+        if abs((old - new) - cfg.eps) <= 8 * math.ulp(old):
             return False
         old = new if old - new > cfg.eps else old
     return True

@@ -94,10 +94,18 @@ def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize(
-    "args", [["--shards", "-3"], ["--unroll", "0"], ["--budget", "0"], ["--impls", "jax-steps"], ["--quick", "x"]]
+    ("args", "message"),
+    [
+        (["--shards", "-3"], "--shards must be >= 0 (0: auto, one device per core where it pays), got -3"),
+        (["--unroll", "0"], "--unroll must be >= 1, got 0"),
+        (["--budget", "0"], "--budget must be > 0 seconds of timed repeats per row, got 0.0"),
+        (["--impls", "jax-steps"], "unknown implementation(s) jax-steps; choose from torch-eager"),
+        (["--quick", "x"], "unrecognized arguments: x"),
+    ],
 )
-def test_bad_arguments_are_refused_before_anything_runs(args, tmp_path, capsys):
+def test_bad_arguments_are_refused_before_anything_runs(args, message, tmp_path, capsys):
+    out = tmp_path / "results"
     with pytest.raises(SystemExit) as exit_info:
-        bench.main([*args, "--out", str(tmp_path)])
-    assert exit_info.value.code == 2 and "lstm-bench: error:" in capsys.readouterr().err
-    assert not (tmp_path / "results.json").exists()
+        bench.main([*args, "--out", str(out)])
+    assert exit_info.value.code == 2 and f"lstm-bench: error: {message}" in capsys.readouterr().err
+    assert not out.exists()

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lstm_core import cli, loop, weights
+from lstm_core.records import RUN_FILES
 
 TINY = [
     "--num-samples",
@@ -80,7 +81,6 @@ def test_help_explains_every_flag():
         (["--shards", "64", "--batch-size", "64"], "lstm-train: error: shards 64 needs 64 cpu devices; jax has"),
         (["--backend", "torch", "--shards", "2"], "shards 2: settings of the JAX trainer only"),
         (["--csv", "prices.csv", "--target", "close"], "csv, target apply to dataset 'csv', not 'sine'"),
-        (["--hidden-size", "100000"], "lstm-train: error: out of memory (Unable to allocate 298. GiB"),
     ],
 )
 def test_input_errors_exit_2_with_one_line(args, message, tmp_path):
@@ -125,6 +125,7 @@ def test_a_run_writes_every_record(backend, tmp_path, capsys):
     assert stats["scaled"] is True and len(stats["inputs"]["mean"]) == 1
     saved = weights.load(out / weights.WEIGHTS_FILE)
     assert saved["lstm.weight_hh_l0"].shape == (32, 8) and np.isfinite(saved["head.weight"]).all()
+    assert sorted(path.name for path in out.iterdir()) == sorted(RUN_FILES)  # what a new run clears, exactly
 
 
 def test_digits_run_reports_accuracy(tmp_path, capsys):
@@ -172,6 +173,15 @@ def test_an_unusable_out_is_refused_before_training(tmp_path, capsys):
         assert message.format(out) in capsys.readouterr().err
 
 
+def test_a_refused_run_leaves_the_earlier_run_in_its_out_as_it_was(tmp_path, capsys):
+    assert cli.main([*TINY, "--out", str(tmp_path)]) == 0
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    # refused by the JAX trainer itself, the last refusal before training
+    assert cli.main([*TINY, "--shards", "64", "--batch-size", "64", "--out", str(tmp_path)]) == 2
+    assert "shards 64 needs 64 cpu devices" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
 def test_evaluating_a_run_into_its_own_directory_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
     assert cli.main([*TINY, "--out", str(run)]) == 0
@@ -208,8 +218,29 @@ def test_ctrl_c_stops_after_the_epoch_and_saves_that_state(backend, tmp_path, mo
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
+def test_ctrl_c_in_the_last_epoch_lets_the_run_complete(tmp_path, monkeypatch, capsys):
+    ctrl_c_at_epoch(monkeypatch, 2)
+    assert cli.main([*TINY, "--out", str(tmp_path)]) == 0  # TINY trains 2 epochs
+    assert "interrupted" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "summary.json").read_text())["interrupted"] is False
+
+
 def test_a_second_ctrl_c_aborts_at_once(tmp_path, monkeypatch, capsys):
     ctrl_c_at_epoch(monkeypatch, 2, times=2)
     assert cli.main([*TINY, "--epochs", "5", "--out", str(tmp_path)]) == cli.EXIT_INTERRUPTED
     assert "aborted by Ctrl-C; no weights or summary were saved" in capsys.readouterr().err
     assert not (tmp_path / "summary.json").exists() and len(read_csv(tmp_path / "epochs.csv")) == 1
+
+
+def test_an_allocation_beyond_the_machine_is_one_line(tmp_path, monkeypatch, capsys):
+    """numpy raises MemoryError at once for sizes no machine holds (--hidden-size 100000 asks 298 GiB)."""
+
+    def too_large(*args):
+        raise MemoryError("Unable to allocate 298. GiB for an array with shape (400000, 100000)")
+
+    monkeypatch.setattr(loop.weights_io, "initial_weights", too_large)
+    assert cli.main([*TINY, "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "lstm-train: error: out of memory (Unable to allocate 298. GiB for an array with shape (400000, 100000)); "
+        "reduce --hidden-size, --num-layers or --batch-size, or the data (--num-samples, --window)\n"
+    )

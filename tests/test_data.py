@@ -106,7 +106,7 @@ def test_csv_forecasting(tmp_path):
         ("a,b\n", {"target": "a"}, "has a header but no data rows"),
         ("a,b\n1,2\n3\n", {"target": "a"}, "line 3 has 1 fields, the header has 2"),
         ("a,b\n1,x\n", {"target": "b"}, "line 2, column 'b': 'x' is not a number"),
-        ("a,b\n1,2\n\n3,4\n", {"target": "a"}, "line 3 has 0 fields"),  # only blank lines at the end are dropped
+        ("a,b\n1,2\n\n3,4\n", {"target": "a"}, "line 3 is blank; delete it"),  # only blank lines at the end are dropped
         ("y,y\n1,2\n", {"target": "y"}, "column 'y' appears 2 times in the header of"),
         ("y,y\n1,2\n", {"target": "y"}, "(columns 1 and 2); rename all but one"),
         # The target is also the default feature: the message names it and its line in the file, header = line 1.
@@ -148,7 +148,7 @@ def test_csv_not_utf8(tmp_path):
     path.write_bytes("a,y\n1,2\ncafé,3\n".encode("latin-1"))
     with pytest.raises(data.DataError) as error:
         load(dataset="csv", csv=str(path), target="y")
-    assert str(error.value) == f"{str(path)!r} is not UTF-8 text (byte 0xe9 on line 3); save it as UTF-8"
+    assert str(error.value) == f"{str(path)!r} is not UTF-8 text (byte 0xe9 on line 3); save the CSV file as UTF-8 text"
 
 
 def sine_rows(count):

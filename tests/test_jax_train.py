@@ -123,7 +123,7 @@ def test_a_batch_split_over_two_devices_trains_as_one(tiny_config):
         trainer, prepared, generators, _ = make_trainer(replace(config, training={"shards": shards}))
         assert trainer.mesh.size == shards
         odd = data.Split(prepared.val.x[:7], prepared.val.y[:7])  # predict pads 7 rows to 8 over two devices
-        runs.append((conftest.train_epochs(trainer, prepared, generators, 2), trainer.predict(odd)))
+        runs.append((conftest.train_epochs(trainer, prepared, generators, 2), trainer.evaluate(odd)[1]))
     (one, val_one), (two, val_two) = runs
     assert val_two.shape == (7, 1)
     for name in ("loss", "grad_norm", "clip_factor", "grad_norms", "grad_flow"):

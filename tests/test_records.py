@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from lstm_core.records import RUN_FILES, RecordsWriter, start_run_dir
+from lstm_core.records import RUN_FILES, RecordsWriter, check_run_dir, clear_run_dir
 
 
 def read(path):
@@ -64,6 +64,6 @@ def test_a_run_directory_starts_without_an_earlier_runs_files(tmp_path):
     """An interrupted run must not sit beside an older run's weights and summary; files not ours stay."""
     for name in (*RUN_FILES, "notes.txt"):
         (tmp_path / name).write_text("earlier run")
-    assert start_run_dir(tmp_path) == tmp_path
+    clear_run_dir(check_run_dir(tmp_path))
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
-    assert start_run_dir(tmp_path / "new" / "run").is_dir()  # created with its parents
+    assert check_run_dir(tmp_path / "new" / "run").is_dir()  # created with its parents

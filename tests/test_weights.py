@@ -67,8 +67,8 @@ def test_weights_of_other_dtypes_are_refused_naming_each(tmp_path):
     path = tmp_path / "w.safetensors"
     weights.save(given, path)
     expected = (
-        f"weights file {str(path)!r}: head.bias is stored as bool; lstm.weight_ih_l0 is stored as int32; "
-        "expected float32 or float64: save it as float32"
+        f"weights file {str(path)!r}: head.bias is stored as BOOL; lstm.weight_ih_l0 is stored as I32; "
+        "expected float32 (F32) or float64 (F64): save it as float32"
     )
     with pytest.raises(weights.WeightsError, match=re.escape(expected)):
         weights.load(path)
@@ -79,7 +79,7 @@ def test_bfloat16_weights_which_numpy_cannot_read_are_refused(tmp_path):
     header = json.dumps({"lstm.weight_ih_l0": {"dtype": "BF16", "shape": [16, 1], "data_offsets": [0, 32]}}).encode()
     path = tmp_path / "w.safetensors"
     path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(32))
-    expected = f"weights file {str(path)!r}: lstm.weight_ih_l0 is stored as bfloat16; expected float32 or float64"
+    expected = f"weights file {str(path)!r}: lstm.weight_ih_l0 is stored as BF16; expected float32 (F32) or float64"
     with pytest.raises(weights.WeightsError, match=re.escape(expected)):
         weights.load(path)
 

@@ -1,0 +1,22 @@
+"""Reading the text files a user or a run hands us (CSV data, config files, scaler.json, records): their text, or
+one error that names the file, what is wrong with it and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def read_text(path: str | Path, error: type[Exception], fix: str) -> str:
+    """The text of `path` as written (newlines untouched, as `csv` wants them; a UTF-8 byte-order mark, which
+    Excel's "CSV UTF-8" writes, dropped). Raises `error` if the file cannot be read or is not UTF-8, with the
+    first undecodable byte and its line, then `fix`."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as problem:
+        raise error(f"cannot read {str(path)!r}: {problem.strerror}; {fix}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as problem:  # its object is the data after any byte-order mark
+        line = problem.object[: problem.start].count(b"\n") + 1
+        byte = problem.object[problem.start]
+        raise error(f"{str(path)!r} is not UTF-8 text (byte {byte:#04x} on line {line}); {fix}") from None
