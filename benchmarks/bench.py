@@ -35,6 +35,13 @@ QUICK_GRID = [Shape(32, 50, 1, 64, 1), Shape(16, 500, 1, 64, 1), Shape(64, 100, 
 CPU_IMPLS = [name for name in impls.BUILDERS if name not in impls.GPU_ONLY]
 # torch-compile is not a default row on the GPU: Inductor compiles for minutes per shape there, and on the CPU it
 # leaves nn.LSTM to the eager kernel anyway (--impls still runs it).
+# Flags of the grid that --scaling, with rows of its own, does not take: flag -> whether it was given.
+GRID_ONLY = {
+    "--impls": lambda args: args.impls is not None,
+    "--shards": lambda args: args.shards != 0,
+    "--unroll": lambda args: args.unroll != 1,
+    "--end-to-end": lambda args: args.end_to_end,
+}
 GPU_IMPLS = [name for name in CPU_IMPLS if name != "torch-compile"] + list(impls.GPU_ONLY)
 
 
@@ -189,13 +196,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling", action="store_true", help="time and memory against seq_len and hidden size")
     parser.add_argument("--end-to-end", action="store_true", help="also time the default lstm-train job")
     args = parser.parse_args(argv)
+    ignored = [flag for flag, given in GRID_ONLY.items() if given(args)]
+    if args.scaling and ignored:
+        parser.error(f"--scaling times its own rows (torch-eager, jax-step, jax-step-remat); drop {', '.join(ignored)}")
     default_impls = GPU_IMPLS if args.device == "gpu" else CPU_IMPLS
-    impl_names = [name for name in args.impls.split(",") if name] if args.impls else default_impls
+    listed = [name.strip() for name in args.impls.split(",")] if args.impls is not None else default_impls
+    impl_names = list(dict.fromkeys(name for name in listed if name))  # each row once: ratios are to one torch-eager
+    if not impl_names:
+        parser.error(f"--impls names no implementation; choose from {', '.join(impls.BUILDERS)}")
     unknown = sorted(set(impl_names) - set(impls.BUILDERS))
     if unknown:
         parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(impls.BUILDERS)}")
     if args.shards < 0:
         parser.error(f"--shards must be >= 0 (0: auto, one device per core where it pays), got {args.shards}")
+    if args.shards > 1:
+        import jax
+
+        import lstm_jax  # noqa: F401  (gives jax one CPU device per core)
+
+        available = 1 if args.device == "gpu" else len(jax.devices("cpu"))  # on a GPU the trainer uses the first
+        if args.shards > available:
+            parser.error(f"--shards {args.shards}: the JAX trainer has {available} {args.device} device(s) here")
     if args.unroll < 1:
         parser.error(f"--unroll must be >= 1, got {args.unroll}")
     if args.budget is not None and not args.budget > 0:
@@ -203,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "gpu" and not gpu_available():
         parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"cannot use --out {str(out)!r} as a directory: {error.strerror}")
     budget = args.budget or (0.5 if args.quick else 2.0)
     training = {"unroll": args.unroll} if args.unroll != 1 else {}
     if args.shards:

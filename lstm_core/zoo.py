@@ -36,6 +36,7 @@ from lstm_core.machine import cpu_cores
 from lstm_core.records import write_json
 
 BACKENDS = ("torch", "jax")
+GALLERY = "docs/zoo"  # the committed gallery, which README links
 # Every scenario trains 1000 samples for 10 epochs (about 200 steps of 32) and records ‖dL/dh_t‖ every 10
 # steps: enough for each failure to show and for its remedy to work, small enough that the whole zoo runs on
 # two CPU cores in minutes.
@@ -483,7 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Exit status 1 when a scenario is not diagnosed as its cause or its remedy falls short."
         ),
     )
-    parser.add_argument("--out", default="docs/zoo", help="where the PNGs and report.md go")
+    parser.add_argument(
+        "--out",
+        help=f"where the PNGs and report.md go (default: {GALLERY} for the whole zoo, WORK/gallery for a subset, so "
+        "that a subset does not replace the committed gallery)",
+    )
     parser.add_argument("--work", default="runs/zoo", help="where the run directories (and generated data) go")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated: torch,jax")
     parser.add_argument(
@@ -496,12 +501,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    known = {s.name for s in SCENARIOS}
+    known = [s.name for s in SCENARIOS]
     names = None if args.scenarios is None else [n.strip() for n in args.scenarios.split(",") if n.strip()]
-    bad = [b for b in backends if b not in BACKENDS] + [n for n in names or [] if n not in known]
-    if bad or not backends:
-        parser.error(f"unknown backend or scenario: {', '.join(bad) or '(none given)'}")
-    _, problems = run_zoo(Path(args.out), Path(args.work), backends, names)
+    if not backends or names == []:
+        parser.error("--backends and --scenarios need at least one name each")
+    if [b for b in backends if b not in BACKENDS]:
+        parser.error(f"unknown backend(s) in {args.backends!r}; choose from {', '.join(BACKENDS)}")
+    if [n for n in names or [] if n not in known]:
+        parser.error(f"unknown scenario(s) in {args.scenarios!r}; choose from {', '.join(known)}")
+    whole = names is None and set(backends) == set(BACKENDS)
+    out = Path(args.out or (GALLERY if whole else Path(args.work) / "gallery"))
+    for flag, path in (("--out", out), ("--work", Path(args.work))):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"cannot use {flag} {str(path)!r} as a directory: {error.strerror}")
+    _, problems = run_zoo(out, Path(args.work), backends, names)
     for problem in problems:
         print(f"{parser.prog}: {problem}", file=sys.stderr)
     return 1 if problems else 0

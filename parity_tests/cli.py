@@ -19,7 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lstm_core.cli import INPUT_ERRORS, build_parser, config_from_args
-from lstm_core.records import write_json
+from lstm_core.config import ConfigError
+from lstm_core.records import check_run_dir, write_json
 from parity_tests import compare, engine
 
 REPORT_FILE = "parity.json"
@@ -56,9 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("lstm-parity trains both backends; drop --backend")
     if args.doctor:
         parser.error("lstm-parity compares the backends and does not diagnose; drop --doctor (lstm-train has it)")
-    out = Path(args.out)
     try:
+        out = check_run_dir(args.out)
         config = config_from_args(args)
+        if config.training.epochs == 0:
+            raise ConfigError("lstm-parity compares training steps: --epochs must be >= 1")
+        if config.model.dropout:
+            raise ConfigError(
+                "dropout masks come from each backend's own random numbers, so no step can match; use --dropout 0 "
+                "(parity_tests/test_dropout.py checks dropout by its statistics)"
+            )
         if config.training.device == "gpu":
             engine.pin_gpu_precision()
         traces = engine.run(config, out_dir=out, progress=not args.quiet)
@@ -75,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / REPORT_FILE, report.to_json())
     plot(traces, diffs, out / PLOT_FILE)
     print(report.table())
+    diverged = {
+        name: int(np.argmin(np.isfinite(trace.stats["loss"]))) + 1
+        for name, trace in traces.items()
+        if not np.isfinite(trace.stats["loss"]).all()
+    }
+    if diverged:  # compared as they are: the same inf or NaN in both agrees (compare.relative)
+        print("  the loss turned non-finite: " + ", ".join(f"{name} at step {step}" for name, step in diverged.items()))
     print(f"  report in {out / REPORT_FILE}, plot in {out / PLOT_FILE}")
     return 0 if report.passed else 1
 

@@ -124,10 +124,18 @@ class Report:
 
 
 def relative(a: np.ndarray, b: np.ndarray, axes: tuple[int, ...], floor: np.ndarray | float = 0.0) -> np.ndarray:
-    """‖a - b‖ / max(‖b‖, floor) over `axes` (0 where both are 0, inf where only b is and floor is 0)."""
+    """‖a - b‖ / max(‖b‖, floor) over `axes` (0 where both are 0, inf where only b is and floor is 0).
+
+    Elements equal in both count 0, non-finite ones included (both runs diverged alike: a loss inf in both, or
+    NaN in both); a non-finite element in one only, or infinities of opposite sign, make the difference inf.
+    ‖b‖ is over b's finite elements."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    diff = np.sqrt(np.sum((a - b) ** 2, axis=axes))
-    scale = np.maximum(np.sqrt(np.sum(b**2, axis=axes)), floor)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    with np.errstate(invalid="ignore", over="ignore"):
+        elementwise = np.where(same, 0.0, np.nan_to_num(a - b, nan=np.inf, posinf=np.inf, neginf=np.inf))
+        diff = np.sqrt(np.sum(elementwise**2, axis=axes))
+    floor = np.where(np.isfinite(floor), floor, 0.0)  # a floor from a non-finite global norm is no floor
+    scale = np.maximum(np.sqrt(np.sum(np.where(np.isfinite(b), b, 0.0) ** 2, axis=axes)), floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(diff == 0, 0.0, diff / scale)
 

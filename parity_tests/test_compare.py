@@ -45,3 +45,12 @@ def test_a_tensor_of_ordinary_size_is_measured_against_its_own_norm():
     torch_b = np.array([[0.2], [0.1]])
     jax_b = torch_b * np.array([[1.0], [1.01]])  # 1 % off, where the bias is 11 % of the global norm
     assert grads_difference(W, jax_b, W, torch_b) == pytest.approx(0.01, rel=1e-9)  # 0.001 / 0.1, float64
+
+
+def test_runs_that_diverge_alike_agree_and_runs_that_diverge_apart_do_not():
+    """Per row: the same inf or NaN in both is agreement; a non-finite value on one side only is not."""
+    b = np.array([[np.inf, 1.0], [np.nan, 1.0], [np.inf, 1.0], [2.0, 1.0], [np.inf, 1.0], [3.0, 4.0]])
+    a = np.array([[np.inf, 1.0], [np.nan, 1.0], [-np.inf, 1.0], [np.nan, 1.0], [5.0, 1.0], [3.0, 4.5]])
+    got = compare.relative(a, b, (1,))
+    np.testing.assert_array_equal(got[:5], [0.0, 0.0, np.inf, np.inf, np.inf])
+    assert got[5] == 0.5 / 5.0  # finite rows as before: ‖a - b‖ / ‖b‖

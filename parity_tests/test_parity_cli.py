@@ -64,6 +64,18 @@ def test_usage_and_input_errors_exit_2(tmp_path, capsys):
     assert exit_info.value.code == 2 and "does not diagnose; drop --doctor" in capsys.readouterr().err
     assert cli.main(["--hidden-size", "0", "--out", str(tmp_path)]) == 2
     assert "hidden_size must be a positive integer, got 0" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    refused = {
+        ("--epochs", "0", "--init-from", str(tmp_path)): "lstm-parity compares training steps: --epochs must be >= 1",
+        ("--num-layers", "2", "--dropout", "0.3"): "dropout masks come from each backend's own random numbers",
+        ("--out", str(tmp_path / "a-file")): "cannot use --out '{}' as the run directory: it is a file".format(
+            tmp_path / "a-file"
+        ),
+        ("--out", ""): "--out is empty; pass the directory",
+    }
+    for args, message in refused.items():
+        assert cli.main(["--out", str(tmp_path / "run"), *args]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_the_console_script_takes_lstm_train_flags():

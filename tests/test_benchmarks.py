@@ -101,6 +101,9 @@ def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypa
         (["--budget", "0"], "--budget must be > 0 seconds of timed repeats per row, got 0.0"),
         (["--impls", "jax-steps"], "unknown implementation(s) jax-steps; choose from torch-eager"),
         (["--quick", "x"], "unrecognized arguments: x"),
+        (["--impls", " , "], "--impls names no implementation; choose from torch-eager"),
+        (["--shards", "64"], "--shards 64: the JAX trainer has "),
+        (["--scaling", "--impls", "torch-eager", "--end-to-end"], "--scaling times its own rows (torch-eager, "),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(args, message, tmp_path, capsys):

@@ -5,6 +5,7 @@ that cause, with its remedy lowering the final validation loss by the promised f
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,11 +105,36 @@ def test_problems_name_a_wrong_verdict_and_a_short_remedy(tmp_path):
     assert any("diagnosed as ['underfitting'], expected ['overfitting']" in p for p in problems)
 
 
-def test_main_rejects_unknown_names(capsys):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenarios", "healthy,nonsense"], "unknown scenario(s) in 'healthy,nonsense'; choose from healthy, "),
+        (["--backends", "torch,tf"], "unknown backend(s) in 'torch,tf'; choose from torch, jax"),
+        (["--scenarios", ","], "--backends and --scenarios need at least one name each"),
+        (["--out", "{file}"], "cannot use --out '{file}' as a directory:"),
+        (["--work", "{file}"], "cannot use --work '{file}' as a directory:"),
+    ],
+)
+def test_main_refuses_bad_arguments_before_training(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(zoo, "run_zoo", lambda *a, **k: pytest.fail("trained despite bad arguments"))
+    file = tmp_path / "a-file"
+    file.write_text("")
     with pytest.raises(SystemExit) as exit_info:
-        zoo.main(["--scenarios", "healthy,nonsense"])
+        zoo.main([arg.format(file=file) for arg in args])
     assert exit_info.value.code == 2
-    assert "unknown backend or scenario: nonsense" in capsys.readouterr().err
+    assert message.format(file=file) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "gallery"),
+    [([], zoo.GALLERY), (["--backends", "jax"], "{work}/gallery"), (["--scenarios", "healthy"], "{work}/gallery")],
+)
+def test_only_the_whole_zoo_writes_the_committed_gallery_by_default(args, gallery, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(zoo, "run_zoo", lambda out, work, *rest: calls.append(out) or ([], []))
+    monkeypatch.chdir(tmp_path)
+    assert zoo.main([*args, "--work", str(tmp_path / "work")]) == 0
+    assert calls == [Path(gallery.format(work=tmp_path / "work"))]
 
 
 def test_lr_too_low_end_to_end(tmp_path):
