@@ -10,11 +10,15 @@ grad_flow.csv, config.json, data_stats.json and summary.json through `lstm_core.
 config.json holds only the settings the doctor uses (lr, hidden size, layers, clipping, weight decay,
 window, scaling), in lstm-train's sections; the doctor's remedies name lstm-train flags, which map one to
 one onto those settings of a plain loop.
+
+Each step's values are checked when the step is recorded (their shapes are known on the host without a
+transfer), so a wrong one is refused at that line of the loop, not at the end of the epoch it would spoil.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,8 +44,10 @@ def clip_factors(grad_norm: np.ndarray, max_norm: float | None) -> np.ndarray:
 def data_stats(inputs, targets, *, scaled: bool, task: str) -> dict[str, Any]:
     """data_stats.json for a plain loop: inputs (N, T, F) or (N, F); regression targets (N,) or (N, O).
 
-    Pass the raw training arrays and whether the loop standardises them before the model sees them; when
-    unsure, pass exactly what the model is fed and `scaled=False`, so the doctor judges what the model sees.
+    `scaled`: whether the loop standardises these arrays before the model sees them. False (the recorders'
+    default) says the model is fed them as given: the doctor then takes the targets' variance as the
+    trivial baseline and judges the arrays' scale. Their statistics cannot tell: standardised arrays given
+    as they are fed are `scaled=False` too (their variance is the baseline 1.0 that True would claim).
     """
     stats: dict[str, Any] = {"scaled": bool(scaled), "task": task}
     if inputs is not None:
@@ -55,12 +61,22 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _is_count(value, least: int) -> bool:
+    """Whether `value` is an integral number (Python's or numpy's int, not a bool) of at least `least`."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+
+
+def _shape(value) -> tuple[int, ...]:
+    """The shape of a number, numpy array or backend tensor, read on the host (no device transfer)."""
+    return tuple(int(n) for n in np.shape(value))
+
+
 class RunRecorder:
     """Buffers a plain loop's steps and writes lstm-train's records; a backend's `Recorder` builds on it.
 
     `fetch(list of backend arrays, all of one shape) -> numpy array (len, ...)` is the backend's single
     transfer per epoch. `param_names` name the gradient tensors, in the order of the norms handed to
-    `_add_step`.
+    `_add_step`. `scaled`: see `data_stats` (default False: `inputs` and `targets` are what the model sees).
     """
 
     def __init__(
@@ -79,19 +95,17 @@ class RunRecorder:
         num_classes: int | None = None,
         inputs=None,
         targets=None,
-        scaled: bool = True,
+        scaled: bool = False,
     ):
         _check(task in TASKS, f"task must be 'regression' or 'classification', got {task!r}")
         _check(
-            task == "regression" or (isinstance(num_classes, int) and num_classes >= 2),
+            task == "regression" or _is_count(num_classes, 2),
             f"a classification run needs num_classes >= 2 (the doctor's baseline is ln(num_classes)), "
             f"got {num_classes!r}",
         )
         _check(math.isfinite(lr) and lr > 0, f"lr must be a positive number, got {lr!r}")
-        _check(
-            isinstance(hidden_size, int) and hidden_size > 0, f"hidden_size must be a positive int, got {hidden_size!r}"
-        )
-        _check(isinstance(num_layers, int) and num_layers > 0, f"num_layers must be a positive int, got {num_layers!r}")
+        _check(_is_count(hidden_size, 1), f"hidden_size must be a positive int, got {hidden_size!r}")
+        _check(_is_count(num_layers, 1), f"num_layers must be a positive int, got {num_layers!r}")
         _check(
             max_norm is None or (math.isfinite(max_norm) and max_norm > 0),
             f"max_norm must be > 0, or None when the loop does not clip, got {max_norm!r}",
@@ -102,13 +116,16 @@ class RunRecorder:
         self.lr = float(lr)
         self.backend = backend
         self.task = task
-        self.num_classes = num_classes if task == "classification" else None
+        self.num_classes = int(num_classes) if task == "classification" else None
+        self.num_layers = int(num_layers)
         self._fetch = fetch
         self._losses: list = []
         self._norms: list = []
         self._lrs: list = []
         self._flow: list = []
         self._flow_steps: list[int] = []
+        self.grad_flow_shape: tuple[int, ...] | None = None  # (L, T), fixed by the first probed step
+        self.grad_flow_first_step = 0
         self.next_step = 1
         self.epoch = 0
         self.train_loss = self.val_loss = math.nan
@@ -118,7 +135,7 @@ class RunRecorder:
             "config.json",
             {
                 "backend": backend,
-                "model": {"hidden_size": hidden_size, "num_layers": num_layers},
+                "model": {"hidden_size": int(hidden_size), "num_layers": self.num_layers},
                 "optimizer": {"lr": self.lr, "weight_decay": float(weight_decay)},
                 "clipping": {"enabled": max_norm is not None, "max_norm": max_norm if max_norm is not None else 0.0},
                 "data": {"window": window, "scale": bool(scaled)},
@@ -129,8 +146,19 @@ class RunRecorder:
     def _add_step(self, loss, grad_norms, lr=None, hidden_grad_norms=None) -> None:
         """Buffer one step: loss (scalar), grad_norms (P,) per tensor before clipping, lr (None: the initial
         lr), hidden_grad_norms (L, T) ‖dL/dh_t‖ if the loop measured it at this step. Backend arrays stay on
-        their device until the epoch ends."""
+        their device until the epoch ends; a value of the wrong shape is refused before anything is kept."""
         step = self.next_step + len(self._losses)
+        _check(_shape(loss) == (), f"loss must be a scalar (the batch mean: take .mean()), got shape {_shape(loss)}")
+        _check(
+            _shape(grad_norms) == (len(self.param_names),),
+            "the gradients need one norm per parameter tensor the Recorder was built with: "
+            f"({len(self.param_names)},), got {_shape(grad_norms)}",
+        )
+        _check(
+            lr is None or _shape(lr) == (), f"lr must be this step's learning rate, a number, got shape {_shape(lr)}"
+        )
+        if hidden_grad_norms is not None:
+            self._check_grad_flow_shape(_shape(hidden_grad_norms), step)
         self._losses.append(loss)
         self._norms.append(grad_norms)
         self._lrs.append(self.lr if lr is None else lr)
@@ -138,17 +166,31 @@ class RunRecorder:
             self._flow.append(hidden_grad_norms)
             self._flow_steps.append(step)
 
+    def _check_grad_flow_shape(self, shape: tuple[int, ...], step: int) -> None:
+        """hidden_grad_norms must be (num_layers, T); the first step that passes it fixes T for the run."""
+        if self.grad_flow_shape is None and len(shape) == 2 and shape[0] == self.num_layers and shape[1] > 0:
+            self.grad_flow_shape, self.grad_flow_first_step = shape, step
+        if shape == self.grad_flow_shape:
+            return
+        if self.grad_flow_shape is None:
+            expected = f"({self.num_layers}, T)"
+        else:
+            expected = f"{self.grad_flow_shape} as at step {self.grad_flow_first_step}"
+        message = f"hidden_grad_norms must be (num_layers, T) = {expected}, got {shape}"
+        if len(shape) == 2 and shape[0] != self.num_layers:
+            message += (
+                f" (num_layers is {self.num_layers}: pass num_layers={shape[0]} to the Recorder if the model has "
+                f"{shape[0]} layers)"
+            )
+        raise ValueError(message)
+
     def end_epoch(self, val_loss: float) -> dict[str, float]:
         """Write the epoch's steps (one fetch) and its row; returns the epoch's mean train loss and val loss."""
         _check(bool(self._losses), "end_epoch() before any step(): record at least one step per epoch")
         self.epoch += 1
-        losses = np.asarray(self._fetch(self._losses), dtype=np.float64).reshape(-1)  # (S,)
-        tensor_norms = np.asarray(self._fetch(self._norms), dtype=np.float64).reshape(len(losses), -1)  # (S, P)
-        _check(
-            tensor_norms.shape[1] == len(self.param_names),
-            f"each step needs {len(self.param_names)} gradient norms (one per tensor), got {tensor_norms.shape[1]}",
-        )
-        lrs = np.asarray(self._fetch(self._lrs), dtype=np.float64).reshape(-1)  # (S,)
+        losses = np.asarray(self._fetch(self._losses), dtype=np.float64)  # (S,)
+        tensor_norms = np.asarray(self._fetch(self._norms), dtype=np.float64)  # (S, P)
+        lrs = np.asarray(self._fetch(self._lrs), dtype=np.float64)  # (S,)
         grad_norm = np.sqrt(np.sum(tensor_norms**2, axis=1))  # the global L2 norm, as clip_grad_norm_ takes it
         steps = np.arange(self.next_step, self.next_step + len(losses))
         columns = {

@@ -12,10 +12,11 @@ Four lines in your loop (the `recorder` ones):
         recorder.end_epoch(val_loss)               # once per epoch: the one host transfer
     recorder.close()                               # summary.json
 
-then `lstm-doctor runs/mine`. Pass the step's lr to `step(loss, grads, lr=...)` when a schedule changes it,
-and `max_norm=None` if the loop does not clip. A jitted step can return `grad_norms(grads)` instead of the
-gradients (`recorder.step(loss, norms=...)`). The files are written by `lstm_core.recorder.RunRecorder`,
-the half this shares with `lstm_torch.recorder`.
+then `lstm-doctor runs/mine`. `x_train`, `y_train` are the arrays the model is fed; if the loop standardises
+them itself, pass the raw ones with `scaled=True`. Pass the step's lr to `step(loss, grads, lr=...)` when a
+schedule changes it, and `max_norm=None` if the loop does not clip. A jitted step can return
+`grad_norms(grads)` instead of the gradients (`recorder.step(loss, norms=...)`). The files are written by
+`lstm_core.recorder.RunRecorder`, the half this shares with `lstm_torch.recorder`.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ class Recorder(RunRecorder):
     """lstm-train's records for a plain optax loop; see the module docstring for the lines to add.
 
     `params`: the parameter tree (names the gradient norms). `lr`, `hidden_size`, `num_layers`, `max_norm`,
-    `weight_decay`: the loop's settings, as the doctor's remedies name them. `inputs`, `targets`: the raw
-    training arrays (N, T, F) and (N,) / (N, O), for data_stats.json, with `scaled` saying whether the loop
-    standardises them; `task` and `num_classes` set the doctor's baseline.
+    `weight_decay`: the loop's settings, as the doctor's remedies name them. `inputs`, `targets`: the training
+    arrays (N, T, F) and (N,) / (N, O), for data_stats.json, with `scaled` saying whether the loop
+    standardises them (default False: the model is fed them as given); `task` and `num_classes` set the
+    doctor's baseline.
     """
 
     def __init__(self, out_dir, params, *, lr: float, hidden_size: int, **run):

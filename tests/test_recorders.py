@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -240,3 +241,137 @@ def test_jax_recorder_takes_grads_or_norms_not_both(tmp_path):
         recorder.step(1.0)
     with pytest.raises(ValueError, match="exactly one of them"):
         recorder.step(1.0, params, norms=jnp.ones(3))
+
+
+# ------------------------------------------------------------------------------------------- bad input at step()
+def step_recorder(backend, run_dir):
+    """A backend's Recorder on a one-tensor linear model, and `step(loss, hidden_grad_norms)` feeding it one
+    step of that model's gradient: the lines a user's loop has, minus the loop."""
+    if backend == "torch":
+        import torch
+        from torch import nn
+
+        from lstm_torch.recorder import Recorder
+
+        model = nn.Linear(2, 1, bias=False)
+        recorder = Recorder(run_dir, model, torch.optim.SGD(model.parameters(), lr=0.1), hidden_size=4)
+
+        def step(loss_shape=(), hidden_grad_norms=None):
+            model.zero_grad()
+            model(torch.ones(3, 2)).pow(2).mean().backward()
+            recorder.step(torch.full(loss_shape, 0.5), hidden_grad_norms=hidden_grad_norms)
+
+    else:
+        import jax.numpy as jnp
+
+        from lstm_jax.recorder import Recorder
+
+        params = {"w": jnp.ones((2, 1))}
+        recorder = Recorder(run_dir, params, lr=0.1, hidden_size=4)
+
+        def step(loss_shape=(), hidden_grad_norms=None):
+            recorder.step(jnp.full(loss_shape, 0.5), params, hidden_grad_norms=hidden_grad_norms)
+
+    return recorder, step
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_step_refuses_a_hidden_grad_norms_shape_at_once(tmp_path, backend):
+    recorder, step = step_recorder(backend, tmp_path)
+    with pytest.raises(ValueError, match=r"^hidden_grad_norms must be \(num_layers, T\) = \(1, T\), got \(10,\)$"):
+        step(hidden_grad_norms=np.ones(10))  # the layer axis left out
+    step(hidden_grad_norms=np.ones((1, 10)))  # step 1 fixes T = 10
+    for shape in [(1, 9), (10,), (2, 1, 10)]:
+        with pytest.raises(ValueError, match=rf"= \(1, 10\) as at step 1, got {re.escape(str(shape))}$"):
+            step(hidden_grad_norms=np.ones(shape))
+    with pytest.raises(ValueError, match=r"num_layers is 1: pass num_layers=2 to the Recorder if the model has 2"):
+        step(hidden_grad_norms=np.ones((2, 10)))
+    step(hidden_grad_norms=np.full((1, 10), 2.0))
+    recorder.end_epoch(1.0)  # the refused steps left nothing behind: two steps, both probed, one width
+    records = diagnosis.load_run(tmp_path)
+    assert records.num_steps == 2 and records.grad_flow.norms.shape == (2, 10)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_step_refuses_a_per_sample_loss(tmp_path, backend):
+    recorder, step = step_recorder(backend, tmp_path)
+    with pytest.raises(
+        ValueError, match=r"^loss must be a scalar \(the batch mean: take \.mean\(\)\), got shape \(4,\)$"
+    ):
+        step(loss_shape=(4,))
+    step()
+    assert recorder.end_epoch(1.0)["train_loss"] == 0.5
+
+
+def test_jax_step_refuses_gradients_of_another_tree(tmp_path):
+    import jax.numpy as jnp
+
+    recorder, _ = step_recorder("jax", tmp_path)
+    with pytest.raises(
+        ValueError, match=r"one norm per parameter tensor the Recorder was built with: \(1,\), got \(2,\)"
+    ):
+        recorder.step(0.5, {"w": jnp.ones(2), "b": jnp.ones(1)})
+
+
+def test_torch_step_takes_a_python_float_loss(tmp_path):
+    recorder, step = step_recorder("torch", tmp_path)
+    step()  # a tensor loss, then a float one: both land in the same epoch
+    recorder.step(0.25)
+    recorder.end_epoch(1.0)
+    np.testing.assert_array_equal(diagnosis.load_run(tmp_path).loss, [0.5, 0.25])
+
+
+def test_unscaled_data_baseline_is_the_targets_variance(tmp_path):
+    """The module docstrings' example: raw arrays, no scaled= argument. The doctor's baseline is then the raw
+    targets' variance, not the 1.0 of standardised targets."""
+    x, y = toy_data(np.random.default_rng(0))
+    y = 20.0 * y + 5.0  # raw units, variance far from 1
+    recorder = RunRecorder(tmp_path, ["w"], np.asarray, backend="torch", lr=0.01, hidden_size=8, inputs=x, targets=y)
+    recorder._add_step(1.0, np.ones(1))
+    recorder.end_epoch(1.0)
+    stats = json.loads((tmp_path / "data_stats.json").read_text())
+    assert stats["scaled"] is False
+    baseline = diagnosis.diagnose(diagnosis.load_run(tmp_path)).context["baseline"]
+    assert baseline == pytest.approx(y.var(), rel=1e-12)  # float64 stats of the same array
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "written"),
+    [("num_classes", np.int64(3), 3), ("hidden_size", np.int64(16), 16), ("num_layers", np.int32(2), 2)],
+)
+def test_run_recorder_takes_numpy_integers(tmp_path, name, value, written):
+    settings = {"backend": "torch", "lr": 0.01, "hidden_size": 8, "task": "classification", "num_classes": 4}
+    recorder = RunRecorder(tmp_path, ["w"], np.asarray, **{**settings, name: value})
+    recorder._add_step(1.0, np.ones(1))
+    recorder.end_epoch(1.0)
+    recorder.close()
+    config, summary = (json.loads((tmp_path / f).read_text()) for f in ("config.json", "summary.json"))
+    recorded = {**config["model"], "num_classes": summary["num_classes"]}[name]
+    assert recorded == written and type(recorded) is int  # a JSON int, as the doctor's isinstance(.., int) needs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "classification", "num_classes": True}, "needs num_classes >= 2 .*, got True"),
+        ({"hidden_size": True}, "hidden_size must be a positive int, got True"),
+        ({"num_layers": np.int64(0)}, r"num_layers must be a positive int, got np.int64\(0\)"),
+        ({"hidden_size": 8.0}, "hidden_size must be a positive int, got 8.0"),
+    ],
+)
+def test_run_recorder_refuses_bools_and_non_integers(tmp_path, kwargs, message):
+    settings = {"backend": "torch", "lr": 0.01, "hidden_size": 8, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        RunRecorder(tmp_path, ["w"], np.asarray, **settings)
+
+
+def test_torch_recorder_refuses_a_zero_hidden_size_it_could_read(tmp_path):
+    """hidden_size=0 is an error, not a request to read the model's nn.LSTM."""
+    import torch
+    from torch import nn
+
+    from lstm_torch.recorder import Recorder
+
+    model = nn.LSTM(2, 8)
+    with pytest.raises(ValueError, match="hidden_size must be a positive int, got 0"):
+        Recorder(tmp_path, model, torch.optim.SGD(model.parameters(), lr=0.1), hidden_size=0)
