@@ -103,6 +103,11 @@ class RunRecorder:
             f"a classification run needs num_classes >= 2 (the doctor's baseline is ln(num_classes)), "
             f"got {num_classes!r}",
         )
+        _check(
+            not callable(lr),
+            "lr must be the initial learning rate, a number; with a schedule pass schedule(0) here and each "
+            "step's value to step(..., lr=)",
+        )
         _check(math.isfinite(lr) and lr > 0, f"lr must be a positive number, got {lr!r}")
         _check(_is_count(hidden_size, 1), f"hidden_size must be a positive int, got {hidden_size!r}")
         _check(_is_count(num_layers, 1), f"num_layers must be a positive int, got {num_layers!r}")

@@ -357,6 +357,10 @@ def test_run_recorder_takes_numpy_integers(tmp_path, name, value, written):
         ({"hidden_size": True}, "hidden_size must be a positive int, got True"),
         ({"num_layers": np.int64(0)}, r"num_layers must be a positive int, got np.int64\(0\)"),
         ({"hidden_size": 8.0}, "hidden_size must be a positive int, got 8.0"),
+        (
+            {"lr": lambda step: 0.01},
+            r"lr must be the initial learning rate, a number; with a schedule pass schedule\(0\)",
+        ),
     ],
 )
 def test_run_recorder_refuses_bools_and_non_integers(tmp_path, kwargs, message):
