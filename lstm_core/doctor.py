@@ -5,13 +5,16 @@ It reads what `lstm-train` (either backend) or a plain-loop recorder (`lstm_torc
 found with the evidence in numbers and the fix as `lstm-train` flags; `--json` prints the same as JSON.
 
 Exit status: 0 healthy, 3 a cause was found (or the run is otherwise unhealthy, e.g. a non-finite loss
-before the first update), 2 the records cannot be read (one line on stderr, no traceback).
+before the first update, or a run too short to judge that ends with a high loss), 2 the records cannot be
+read (one line on stderr, no traceback). A reader that stops early (`lstm-doctor RUN | head -1`) ends the
+output quietly, with the same status.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -62,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     except diagnosis.RunRecordsError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
-    print(text)
+    try:
+        print(text)
+        sys.stdout.flush()  # inside the try: a closed pipe raises here, not at the interpreter's exit
+    except BrokenPipeError:
+        # The reader closed the pipe (`| head -1`): stop quietly, as the Python docs advise (the note on
+        # SIGPIPE in the signal module); stdout now points at devnull so that the final flush cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return code
 
 

@@ -283,6 +283,74 @@ def test_lr_too_low(tmp_path, rng):
     assert d.finding("underfitting").status == "suspect"
 
 
+def test_lr_too_low_of_the_zoo_run_keeps_its_verdict_and_remedy(tmp_path, rng):
+    """The zoo's lr_too_low scenario: 210 steps at lr 1e-5, above MIN_JUDGED_STEPS; its remedy trains."""
+    n = 210
+    loss = 0.84 * rng.lognormal(0.0, 0.05, n)
+    d = run(write_run(tmp_path / "zoo-cold", loss, healthy_grads(n, rng), lr=1e-5))
+    assert d.causes == ("lr_too_low",), dg.format_report(d)
+    # travel 10 / (210 * sqrt(32)) = 0.0084, the lr the zoo's remedy trains at: 840x, not capped at 10x
+    assert d.finding("lr_too_low").remedy == "--lr 0.0084"
+
+
+# write_run puts 25 steps in an epoch: 99 steps take 4 epochs, 24.75 an epoch, so 100 steps take 5
+@pytest.mark.parametrize(("steps", "lr", "epochs"), [(1, 0.01, 100), (10, 0.01, 10), (99, 1e-4, 5)])
+def test_run_too_short_to_judge_is_no_lr_too_low(tmp_path, rng, steps, lr, epochs):
+    """A short run at lstm-train's default lr: its travel is small only because it is short. Training at the
+    lr that would make it 10 (1.8 for a 1-step run) diverges; the remedy is to train longer. Below
+    MIN_JUDGED_STEPS even a low lr (1e-4, travel 0.056 over 99 steps) is only suspect."""
+    assert steps < dg.MIN_JUDGED_STEPS
+    loss = 0.75 * rng.lognormal(0.0, 0.05, steps)
+    d = run(write_run(tmp_path / "short", loss, healthy_grads(steps, rng), lr=lr))
+    assert d.causes == (), dg.format_report(d)
+    for cause, what in (("lr_too_low", "the learning rate"), ("underfitting", "the model's capacity")):
+        f = d.finding(cause)
+        assert f.status == "suspect" and f.numbers["too_short"] is True
+        plural = "s" if steps > 1 else ""
+        assert f.evidence.startswith(f"only {steps} optimizer step{plural}, fewer than 100: too short to judge {what}")
+        assert f.remedy == f"--epochs {epochs} (≥ 100 optimizer steps), then run the doctor again"
+        assert "--lr" not in f.remedy
+    assert not d.healthy  # a high loss the doctor cannot judge yet is not a clean bill of health
+    assert d.notes == (
+        f"only {steps} optimizer step{'s' if steps > 1 else ''}, fewer than 100: too short to judge why the loss "
+        f"is still {d.finding('underfitting').numbers['loss_to_baseline']:.2g}× the baseline; train longer: "
+        f"--epochs {epochs} (≥ 100 optimizer steps), then run the doctor again",
+    )
+
+
+def test_short_run_that_learned_is_healthy(tmp_path, rng):
+    n = 50
+    d = run(write_run(tmp_path / "quick", healthy_loss(n, rng, tau=10.0), healthy_grads(n, rng), lr=0.01))
+    assert d.healthy, dg.format_report(d)
+
+
+def test_lr_too_high_and_too_low_are_never_both_found_rebound_wins(tmp_path, rng):
+    """A rebound (the loss fell, then climbed back 2.5x) shows the weights moved too far, whatever the
+    travel bound says: lr_too_high is the verdict, lr_too_low only a contradicted suspect."""
+    n = 500
+    loss = np.where(np.arange(n) < 250, 0.6, 1.5) * rng.lognormal(0.0, 0.05, n)
+    d = run(write_run(tmp_path / "both", loss, healthy_grads(n, rng), lr=1e-5))
+    assert d.causes == ("lr_too_high",), dg.format_report(d)
+    f = d.finding("lr_too_low")
+    assert f.status == "suspect" and f.consequence_of == ("lr_too_high",)
+    assert f.evidence.endswith(" (contradicts lr_too_high; fix that first)")
+    assert d.finding("lr_too_high").numbers["overshoot"] is True
+
+
+def test_lr_too_high_and_too_low_are_never_both_found_travel_wins(tmp_path, rng):
+    """A plain loop whose records claim scaled targets wrongly: the loss stays at 5x the assumed baseline of
+    1.0. That level is all lr_too_high sees; at travel 0.028 the weights could not have overshot anything."""
+    n = 500
+    loss = 5.0 * rng.lognormal(0.0, 0.05, n)
+    d = run(write_run(tmp_path / "both", loss, healthy_grads(n, rng), lr=1e-5))
+    assert d.causes == ("lr_too_low",), dg.format_report(d)
+    f = d.finding("lr_too_high")
+    assert f.status == "suspect" and f.consequence_of == ("lr_too_low",)
+    assert f.evidence.endswith(" (contradicts lr_too_low; fix that first)")
+    assert f.numbers["overshoot"] is False
+    assert d.finding("underfitting").consequence_of == ("lr_too_low",)
+
+
 def test_vanishing_gradients(tmp_path, rng):
     n = 500
     loss = 0.97 * rng.lognormal(0.0, 0.05, n)
@@ -606,6 +674,49 @@ def test_not_a_number(tmp_path, rng):
     (path / "steps.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(dg.RunRecordsError, match=re.escape("steps.csv line 4, column 'loss': 'oops' is not a number")):
         dg.load_run(path)
+
+
+def rewrite_json(path: Path, name: str, edit) -> None:
+    record = json.loads((path / name).read_text())
+    edit(record)
+    (path / name).write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("config.json", lambda r: r["model"].update(hidden_size="big"), "model.hidden_size must be a positive whole"),
+        ("config.json", lambda r: r["model"].update(hidden_size=-4), "model.hidden_size must be a positive whole"),
+        ("config.json", lambda r: r["model"].update(num_layers=True), "model.num_layers must be a positive whole"),
+        ("config.json", lambda r: r["model"].update(dropout=[0.1]), "model.dropout must be a number"),
+        ("config.json", lambda r: r["optimizer"].update(lr="0.01"), "optimizer.lr must be a number, got '0.01'"),
+        ("config.json", lambda r: r["optimizer"].update(weight_decay="nan"), "optimizer.weight_decay must be a"),
+        ("config.json", lambda r: r["clipping"].update(max_norm={}), "clipping.max_norm must be a number"),
+        ("config.json", lambda r: r["training"].update(epochs=2.5), "training.epochs must be a positive whole"),
+        ("config.json", lambda r: r["data"].update(window="20"), "data.window must be a positive whole number"),
+        ("config.json", lambda r: r["data"].update(splits=["a", 0.2, 0.1]), "data.splits[0] must be a number"),
+        ("config.json", lambda r: r["data"].update(features=5), "data.features must be a list of column names"),
+        ("data_stats.json", lambda r: r["inputs"].update(mean="x"), "inputs.mean must be a list of numbers, got 'x'"),
+        ("data_stats.json", lambda r: r["targets"].update(std=[1, "x"]), "targets.std[1] must be a number, got 'x'"),
+        ("summary.json", lambda r: r.update(num_classes="ten"), "num_classes must be a positive whole number"),
+    ],
+)
+def test_malformed_record_field_names_the_file_and_field(tmp_path, rng, name, edit, message):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng), scaled=False)
+    rewrite_json(path, name, edit)
+    with pytest.raises(dg.RunRecordsError, match=re.escape(f"{name}: {message}")) as error:
+        dg.load_run(path)
+    assert str(error.value).endswith("; the file is corrupt or not written by lstm-train")
+
+
+def test_nonfinite_statistics_of_raw_data_are_read(tmp_path, rng):
+    """records.jsonable writes nan and inf as strings: a raw column's std may overflow to inf."""
+    n = 300
+    path = write_run(tmp_path / "r", healthy_loss(n, rng), healthy_grads(n, rng), scaled=False)
+    rewrite_json(path, "data_stats.json", lambda r: r["targets"].update(mean=["nan"], std=["inf"]))
+    d = run(path)
+    assert d.finding("unscaled_data").numbers["largest_column"] == "input feature 0"
+    assert "the initial loss" in d.context["baseline_meaning"]  # no finite raw variance: the first chunk
 
 
 def test_truncated_json(tmp_path, rng):

@@ -4,6 +4,9 @@ directories, no training), and, marked slow, the healthy defaults of every datas
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -94,6 +97,73 @@ def test_unreadable_records_exit_2_with_one_line(tmp_path, capsys, make, message
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith("lstm-doctor: error: ")
     assert message.format(p=tmp_path) in captured.err
+
+
+@pytest.mark.parametrize(
+    ("record", "edit", "message"),
+    [
+        (
+            "config.json",
+            lambda r: r["model"].update(hidden_size="big"),
+            "config.json: model.hidden_size must be a positive whole number, got 'big'; the file is corrupt or not "
+            "written by lstm-train",
+        ),
+        (
+            "data_stats.json",
+            lambda r: r["inputs"].update(mean="x"),
+            "data_stats.json: inputs.mean must be a list of numbers, got 'x'; the file is corrupt",
+        ),
+        (
+            "data_stats.json",
+            lambda r: r["inputs"].update(mean=["x"]),
+            "data_stats.json: inputs.mean[0] must be a number, got 'x'; the file is corrupt",
+        ),
+    ],
+    ids=["hidden-size-text", "mean-text", "mean-list-of-text"],
+)
+def test_malformed_record_field_exits_2_with_one_line(tmp_path, rng, capsys, record, edit, message):
+    """Fields of the wrong type were int()/float() tracebacks; with scaling off the doctor reads the raw means."""
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng), scaled=False)
+    content = json.loads((path / record).read_text())
+    edit(content)
+    (path / record).write_text(json.dumps(content))
+    assert doctor.main([str(path)]) == doctor.EXIT_UNREADABLE
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(f"lstm-doctor: error: {message}")
+
+
+def test_reader_that_stops_early_ends_quietly(tmp_path, rng):
+    """`lstm-doctor RUN | head -1`: a pipe whose reader is gone (here before the doctor writes, so the write
+    fails whatever the pipe's buffer holds) ends the output without a BrokenPipeError, with the verdict's status."""
+    path = exploding_run(tmp_path / "boom", rng)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "lstm_core.doctor", str(path)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).parents[1],
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == doctor.EXIT_CAUSE_FOUND
+
+
+def test_run_too_short_to_judge_exits_3_with_a_note_not_an_lr(tmp_path, rng, capsys):
+    """lstm-train --epochs 1 --num-samples 160 --batch-size 64: one optimizer step. The doctor prescribed
+    --lr 1.8 (100x the default), which diverges; the run is too short to judge, so it says to train longer."""
+    path = write_run(tmp_path / "r", [0.75], [1.2])
+    assert doctor.main([str(path)]) == doctor.EXIT_CAUSE_FOUND
+    out = capsys.readouterr().out
+    assert "Cause found" not in out and "--lr" not in out
+    assert "Note: only 1 optimizer step, fewer than 100: too short to judge why the loss is still 0.75× the " in out
+    assert "train longer: --epochs 100 (≥ 100 optimizer steps), then run the doctor again" in out
 
 
 def test_truncated_steps_exit_2(tmp_path, rng, capsys):
