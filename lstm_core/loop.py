@@ -55,11 +55,14 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
     if not config.training.init_from:
         return prepared, weights_io.initial_weights(*shapes, generators["init"]), generators
     start = convert.load_run(config.training.init_from)
-    weights_io.check_weights(start.weights, weights_io.parameter_shapes(*shapes), f"--init-from {start.source}")
+    expected = weights_io.parameter_shapes(*shapes)
+    weights_io.check_weights(start.weights, expected, f"--init-from {start.source}")
+    # in the model's order, not the file's (safetensors sorts names): it orders steps.csv and the trainers' tensors
+    weights = {name: start.weights[name] for name in expected}
     prepared = convert.rescale(prepared, start.scaler)
     stretched = "the --init-from run's scaler.json stretches them so: start from a run trained on these data"
     datasets.check_fits_dtype(prepared, config.training.dtype, stretched)
-    return prepared, start.weights, generators
+    return prepared, weights, generators
 
 
 def until_nonfinite(stats: dict, first_step: int) -> tuple[dict, bool]:

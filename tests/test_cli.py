@@ -96,6 +96,15 @@ def read_csv(path):
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_gpu_asked_for_where_there_is_none_is_one_line(backend, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    assert cli.main(["--backend", backend, *TINY, "--device", "gpu", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lstm-train: error: ") and "use --device cpu" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_a_run_writes_every_record(backend, tmp_path, capsys):
     out = tmp_path / backend
     assert cli.main(["--backend", backend, *TINY, "--grad-flow-every", "4", "--out", str(out)]) == 0
@@ -157,6 +166,8 @@ def test_a_non_finite_loss_stops_at_once_keeps_finite_weights_and_diagnoses(back
     assert summary["stopped_nonfinite"] is True and summary["stopped_at_step"] == 2
     saved = weights.load(out / weights.WEIGHTS_FILE)
     assert all(np.isfinite(value).all() for value in saved.values())  # step 1's weights: huge but finite
+    assert min(np.abs(value).max() for value in saved.values()) > 1e29  # step 1's, not the initial ones (~0.35)
+    assert not (out / "grad_flow.csv").exists()  # step 10's probe came after the stop: dropped with its step
     assert "Cause found: lr_too_high" in capsys.readouterr().out
 
 

@@ -45,7 +45,7 @@ def test_save_load_roundtrip_is_exact(tmp_path):
     original = weights.initial_weights(3, 4, 1, 2, np.random.default_rng(0))
     weights.save(original, tmp_path / "w.safetensors")
     loaded = weights.load(tmp_path / "w.safetensors")
-    assert list(loaded) == list(original) or set(loaded) == set(original)
+    assert set(loaded) == set(original)  # safetensors sorts the names; the model's order is parameter_shapes
     for name, value in original.items():
         np.testing.assert_array_equal(loaded[name], value)
 
