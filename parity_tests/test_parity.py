@@ -30,12 +30,14 @@ def test_float64_long_run_with_active_clipping_and_plateau(device):
     assert np.mean(reference.stats["clip_factor"] < 1) > 0.2  # measured 0.29
     assert len(reference.lr_reductions) >= 2  # measured after epochs 4, 7, 9, 11, 13, 15, 17
     assert_passed(report)
-    # The issue's limits. Measured on CPU with JAX's hand-written backward (the default): loss 3.1e-14,
-    # gradients from the same weights 1.9e-13, gradients along the run 2.2e-12 (a gradient tensor that has
-    # cancelled, head.bias late in the run, measured against 1 % of the step's global norm: compare.CANCELLED).
-    assert cases.quantity(report, "loss").max_diff <= 1e-10
-    assert cases.quantity(report, "grads_same_weights").max_diff <= 1e-12
-    assert cases.quantity(report, "grads").max_diff <= 1e-9
+    # assert_passed held the issue's limits (loss 1e-10, gradients 1e-12 at the same weights, 1e-9 along the
+    # run); this run's precision is pinned closer, so a loss of it shows long before those limits. Measured
+    # with JAX's hand-written backward (the default), CPU / H100: loss 3.1e-14 / 2.6e-14, gradients from the
+    # same weights 1.9e-13 / 4.4e-13, along the run 2.2e-12 / 1.5e-11 (that one before compare.CANCELLED).
+    # Bounds: about 10x the larger.
+    assert cases.quantity(report, "loss").max_diff <= 3e-13
+    assert cases.quantity(report, "grads_same_weights").max_diff <= 5e-12
+    assert cases.quantity(report, "grads").max_diff <= 2e-10
     assert traces["jax"].lr_reductions == reference.lr_reductions
 
 
@@ -91,8 +93,10 @@ def test_float32_first_50_steps(case, device):
     assert_passed(report)
     loss = cases.quantity(report, "loss")
     assert loss.checked_steps == [1, 50]
-    # The issue's float32 limit; measured 1.1e-6 (sine, 2 layers) and 3.3e-7 (digits).
-    assert loss.max_diff <= 1e-4
+    # assert_passed held the issue's float32 limit (1e-4); on CPU the runs agree closer: measured 1.1e-6 (sine,
+    # 2 layers) and 3.3e-7 (digits), so 1e-5 (9x). On a GPU cuDNN and XLA sum in other orders (the default
+    # float32 run measured 9.7e-6 on an H100), which the issue's limit covers.
+    assert loss.max_diff <= (1e-5 if device == "cpu" else 1e-4)
 
 
 @pytest.mark.gpu
@@ -150,3 +154,5 @@ def test_float32_full_default_training_ends_within_1_percent(device, rnn, tmp_pa
     # The issue's limit: 1 %. Measured: equal to the last bit (0.030400999 both); along the way the epochs'
     # validation losses differ by <= 7e-7 relative and the step losses by <= 3.8e-6.
     assert final["jax"] == pytest.approx(final["torch"], rel=1e-2, abs=0)
+    if device == "cpu":  # ...and on CPU as close as the epochs' validation losses: 1e-5 (14x their 7e-7)
+        assert final["jax"] == pytest.approx(final["torch"], rel=1e-5, abs=0)

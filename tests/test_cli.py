@@ -127,6 +127,11 @@ def test_a_run_writes_every_record(backend, tmp_path, capsys):
         "versions",
     } <= set(summary)
     assert summary["final_val_loss"] < 0.5  # 24 steps take the scaled val MSE from ~0.5 well down
+    # test RMSE in the target's own units: √(scaled test MSE) × the target scaler's scale; the float32 mean of the
+    # squared errors rounds alike either way (measured 4.7e-8 torch, 2e-8 jax), so 1e-6
+    target_scale = json.loads((out / "scaler.json").read_text())["targets"]["scale"][0]
+    assert summary["test_rmse"] == pytest.approx(np.sqrt(summary["test_loss"]) * target_scale, rel=1e-6)
+    assert 0 < summary["test_mae"] <= summary["test_rmse"]
     threads = f"cpu ({torch.get_num_threads()} threads)"
     assert summary["devices"] == ([threads] if backend == "torch" else ["cpu:0"])  # hidden 8: too small to split
     assert json.loads((out / "config.json").read_text())["model"]["hidden_size"] == 8

@@ -40,5 +40,6 @@ def test_custom_backward_equals_autodiff(input_size, hidden, layers, remat):
     (loss_c, grads_c), (loss_a, grads_a) = results["custom"], results["autodiff"]
     # float64, the same operations in another order: agreement to rounding (measured ~1e-16)
     assert abs(float(loss_c) - float(loss_a)) <= 1e-14 * abs(float(loss_a))
+    # gradients sum T steps of products: measured 2.8e-15 (3.2e-15 with unroll 3), so 1e-13 (30x)
     for c, a in zip(jax.tree.leaves(grads_c), jax.tree.leaves(grads_a), strict=True):
-        assert relative(c, a) <= 1e-12
+        assert relative(c, a) <= 1e-13
