@@ -131,3 +131,21 @@ def test_a_batch_split_over_two_devices_trains_as_one(tiny_config):
         # the O(1e-3) a wrong mask, a missing 1/shards or one shard's rows only would give
         np.testing.assert_allclose(two[name], one[name], rtol=1e-10, err_msg=name)
     np.testing.assert_allclose(val_two, val_one, rtol=1e-10)
+
+
+def test_from_a_non_finite_step_on_the_fused_epoch_applies_no_update(tiny_config):
+    """The fused epoch cannot stop at a bad step (it is one call), so `guarded_step` keeps the last finite
+    weights from that step on, through the epoch's later, finite steps; the shared loop then stops the run."""
+    trainer, prepared, generators, _ = make_trainer(tiny_config)
+    batches = data.epoch_batches(len(prepared.train), 16, generators["batches"])  # (12, 16), each sample once
+    bad = 3  # the fourth step's samples get a NaN input
+    poisoned = jax.device_put(trainer.x_train.at[batches[bad]].set(jnp.nan), trainer.placement)
+    reference = make_trainer(tiny_config)[0]
+    trainer.x_train = reference.x_train = poisoned
+    reference.train_epoch(batches[:bad], 1)  # the three finite steps alone
+    stats = trainer.train_epoch(batches, 1)
+    assert np.isfinite(stats["loss"][:bad]).all() and np.isnan(stats["loss"][bad])
+    assert np.isfinite(stats["loss"][bad + 1 :]).all()  # later steps were finite, and still not applied:
+    expected = reference.weights()
+    for name, value in trainer.weights().items():
+        np.testing.assert_array_equal(value, expected[name])
