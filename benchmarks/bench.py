@@ -26,8 +26,10 @@ from benchmarks import impls, report
 from benchmarks.impls import PER_CALL_BATCHES, Shape
 from benchmarks.measure import time_calls
 from benchmarks.peak import matmul_peak_gflops
+from lstm_core.config import comma_separated
 from lstm_core.flops import lstm_step_flops
 from lstm_core.machine import cpu_cores
+from lstm_core.records import RunDirError, make_dir
 from parity_tests.engine import gpu_available, pin_gpu_precision
 
 GRID = [Shape(32, 50, 1, 64, 1), Shape(64, 100, 8, 128, 1), Shape(128, 100, 32, 256, 2), Shape(16, 500, 1, 64, 1)]
@@ -200,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.scaling and ignored:
         parser.error(f"--scaling times its own rows (torch-eager, jax-step, jax-step-remat); drop {', '.join(ignored)}")
     default_impls = GPU_IMPLS if args.device == "gpu" else CPU_IMPLS
-    listed = [name.strip() for name in args.impls.split(",")] if args.impls is not None else default_impls
-    impl_names = list(dict.fromkeys(name for name in listed if name))  # each row once: ratios are to one torch-eager
+    listed = comma_separated(args.impls) if args.impls is not None else default_impls
+    impl_names = list(dict.fromkeys(listed))  # each row once: ratios are to one torch-eager
     if not impl_names:
         parser.error(f"--impls names no implementation; choose from {', '.join(impls.BUILDERS)}")
     unknown = sorted(set(impl_names) - set(impls.BUILDERS))
@@ -223,11 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--budget must be > 0 seconds of timed repeats per row, got {args.budget}")
     if args.device == "gpu" and not gpu_available():
         parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
-    out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        parser.error(f"cannot use --out {str(out)!r} as a directory: {error.strerror}")
+        out = make_dir(Path(args.out), "--out")
+    except RunDirError as error:
+        parser.error(str(error))
     budget = args.budget or (0.5 if args.quick else 2.0)
     training = {"unroll": args.unroll} if args.unroll != 1 else {}
     if args.shards:

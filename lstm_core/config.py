@@ -137,6 +137,11 @@ _SECTION_CLASSES = {
 }
 
 
+def comma_separated(text: str) -> list[str]:
+    """ "a, b,,c" -> ["a", "b", "c"]: the items of a comma-separated flag or field, stripped, empty ones dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
     """Coerce a value read from a file to the type of the field's default, or raise ConfigError."""
     where = f"{section}.{name}"
@@ -157,7 +162,7 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
         return float(value)
     if isinstance(default, tuple):
         if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+            value = comma_separated(value)
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where} must be a list, got {value!r}")
         if default and isinstance(default[0], float):

@@ -40,16 +40,21 @@ class RunDirError(ValueError):
     """The run directory cannot hold a run's records; the message says why and what to pass instead."""
 
 
-def check_run_dir(out_dir: str | Path) -> Path:
-    """`out_dir`, created if missing; RunDirError, before any training, when it cannot hold a run's files."""
-    path = Path(out_dir)
-    if not str(out_dir).strip():
-        raise RunDirError("--out is empty; pass the directory the run's records go to, e.g. --out runs/mine")
+def make_dir(path: Path, flag: str, role: str = "a directory") -> Path:
+    """`path`, created with its parents if missing; RunDirError naming `flag` and why it cannot be `role`."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         reason = "it is a file" if path.exists() and not path.is_dir() else error.strerror
-        raise RunDirError(f"cannot use --out {str(path)!r} as the run directory: {reason}; pass a directory") from None
+        raise RunDirError(f"cannot use {flag} {str(path)!r} as {role}: {reason}; pass a directory") from None
+    return path
+
+
+def check_run_dir(out_dir: str | Path) -> Path:
+    """`out_dir`, created if missing; RunDirError, before any training, when it cannot hold a run's files."""
+    if not str(out_dir).strip():
+        raise RunDirError("--out is empty; pass the directory the run's records go to, e.g. --out runs/mine")
+    path = make_dir(Path(out_dir), "--out", "the run directory")
     for name in RUN_FILES:
         if (path / name).is_dir():
             raise RunDirError(

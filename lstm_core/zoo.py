@@ -31,9 +31,10 @@ import numpy as np
 from lstm_core import data as datasets
 from lstm_core import diagnosis
 from lstm_core import weights as weights_io
+from lstm_core.config import comma_separated
 from lstm_core.convert import scaler_record
 from lstm_core.machine import cpu_cores
-from lstm_core.records import write_json
+from lstm_core.records import RunDirError, make_dir, write_json
 
 BACKENDS = ("torch", "jax")
 GALLERY = "docs/zoo"  # the committed gallery, which README links
@@ -500,9 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    backends = comma_separated(args.backends)
     known = [s.name for s in SCENARIOS]
-    names = None if args.scenarios is None else [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    names = None if args.scenarios is None else comma_separated(args.scenarios)
     if not backends or names == []:
         parser.error("--backends and --scenarios need at least one name each")
     if [b for b in backends if b not in BACKENDS]:
@@ -511,11 +512,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s) in {args.scenarios!r}; choose from {', '.join(known)}")
     whole = names is None and set(backends) == set(BACKENDS)
     out = Path(args.out or (GALLERY if whole else Path(args.work) / "gallery"))
-    for flag, path in (("--out", out), ("--work", Path(args.work))):
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            parser.error(f"cannot use {flag} {str(path)!r} as a directory: {error.strerror}")
+    try:
+        make_dir(out, "--out")
+        make_dir(Path(args.work), "--work")
+    except RunDirError as error:
+        parser.error(str(error))
     _, problems = run_zoo(out, Path(args.work), backends, names)
     for problem in problems:
         print(f"{parser.prog}: {problem}", file=sys.stderr)

@@ -361,11 +361,9 @@ class Trainer:
         return carry[0], jax.tree.map(lambda *steps: jnp.stack(steps), *stats)
 
     def _arrays(self, split: Split) -> tuple[jax.Array, jax.Array]:
-        return jax.device_put((jnp.asarray(split.x, self.dtype), self._targets(split)), self.placement)
-
-    def _targets(self, split: Split) -> jax.Array:
-        """Class labels as they are; regression targets in the training dtype."""
-        return jnp.asarray(split.y if split.y.dtype.kind == "i" else split.y.astype(self.dtype))
+        """Inputs in the training dtype; class labels as they are, regression targets in the training dtype."""
+        y = split.y if split.y.dtype.kind == "i" else split.y.astype(self.dtype)
+        return jax.device_put((jnp.asarray(split.x, self.dtype), jnp.asarray(y)), self.placement)
 
     @property
     def lr(self) -> float:
