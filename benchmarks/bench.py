@@ -4,6 +4,7 @@
     lstm-bench --out benchmarks/results/cpu                    # the full grid
     lstm-bench --scaling --out benchmarks/results/cpu-scaling  # cost against sequence length and hidden size
     lstm-bench --end-to-end --out ...                          # the default lstm-train job, process start to summary
+    lstm-bench --profile --out benchmarks/results/cpu-profile  # where the JAX trainer's step spends its time
 
 Every ratio is against `torch-eager` measured in the same run. GFLOP/s count the step's matmul FLOPs
 (`lstm_core.flops.lstm_step_flops`) and are compared with the float32 matmul peak measured in the same run.
@@ -197,10 +198,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scaling", action="store_true", help="time and memory against seq_len and hidden size")
     parser.add_argument("--end-to-end", action="store_true", help="also time the default lstm-train job")
+    parser.add_argument("--profile", action="store_true", help="the JAX trainer's step on the grid, part by part (CPU)")
     args = parser.parse_args(argv)
     ignored = [flag for flag, given in GRID_ONLY.items() if given(args)]
+    if args.scaling and args.profile:
+        parser.error("--scaling and --profile are two runs of their own; choose one")
     if args.scaling and ignored:
         parser.error(f"--scaling times its own rows (torch-eager, jax-step, jax-step-remat); drop {', '.join(ignored)}")
+    if args.profile and ignored:
+        parser.error(
+            f"--profile times its own rows (our trainer, auto shards, and torch-eager); drop {', '.join(ignored)}"
+        )
+    if args.profile and args.device == "gpu":
+        parser.error("--profile runs on the CPU (it reads the kernels of XLA's CPU program); drop --device gpu")
     default_impls = GPU_IMPLS if args.device == "gpu" else CPU_IMPLS
     listed = comma_separated(args.impls) if args.impls is not None else default_impls
     impl_names = list(dict.fromkeys(listed))  # each row once: ratios are to one torch-eager
@@ -240,6 +250,18 @@ def main(argv: list[str] | None = None) -> int:
         (out / "scaling.json").write_text(json.dumps(results, indent=2) + "\n")
         report.scaling_chart(results, out / "scaling.png")
         print(report.scaling_table(results))
+        return 0
+
+    if args.profile:
+        from benchmarks import profile
+
+        results = profile.run(QUICK_GRID if args.quick else GRID, budget)
+        results["environment"] = environment("cpu")
+        results["command"] = "lstm-bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        (out / "profile.json").write_text(json.dumps(results, indent=2) + "\n")
+        table = report.profile_table(results)
+        (out / "profile.md").write_text(table)
+        print(table)
         return 0
 
     def save(results: dict) -> None:

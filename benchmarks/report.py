@@ -95,6 +95,27 @@ def ratio_chart(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def profile_table(results: dict) -> str:
+    """One row per shape: the step, its parts, the same matmuls alone, kernels per time step (ms per batch)."""
+    lines = [
+        "| shape (B,T,In,H,L) | shards | torch-eager ms | jax-epoch ms (× torch) | forward ms | backward ms | "
+        "rest ms | matmuls alone ms (fwd + bwd) | kernels per time step (fwd + bwd) | µs per layer time step "
+        "(matmuls alone) | % peak (matmuls alone) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["rows"]:
+        shape = f"({r['batch']},{r['seq_len']},{r['input_size']},{r['hidden_size']},{r['num_layers']})"
+        kernels = " / ".join(f"{f} + {b}" for f, b in zip(r["kernels_forward"], r["kernels_backward"], strict=True))
+        lines.append(
+            f"| {shape} | {r['shards']} | {r['torch_eager_ms']:.2f} | {r['step_ms']:.2f} "
+            f"({r['ratio_vs_torch_eager']:.2f}×) | {r['forward_ms']:.2f} | {r['backward_ms']:.2f} | "
+            f"{r['rest_ms']:.2f} | {r['matmul_forward_ms']:.2f} + {r['matmul_backward_ms']:.2f} | {kernels} | "
+            f"{r['us_per_layer_time_step']:.1f} ({r['matmul_us_per_layer_time_step']:.1f}) | "
+            f"{100 * r['peak_fraction']:.0f} ({100 * r['matmul_peak_fraction']:.0f}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def scaling_table(results: dict) -> str:
     lines = ["| sweep | value | impl | median ms | peak MiB | XLA MiB |", "|---|---:|---|---:|---:|---:|"]
     for r in results["rows"]:

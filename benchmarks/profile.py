@@ -1,0 +1,172 @@
+"""Where the JAX trainer's training step spends its time (`lstm-bench --profile`): the measurements behind
+README's account of the speed goals it misses.
+
+For each shape, in float32, on the trainer's own devices (auto shards), all in one run:
+- the whole step (`jax-epoch`: the fused epoch, per batch) and torch-eager's step;
+- its parts: the forward pass (`predict`), forward and backward (`batch_gradients`: backward = the
+  difference), and the rest of the step (clipping, Adam, statistics: the step less the gradients);
+- the same per-time-step matmuls alone, in `lax.scan` loops of the same length on the same shards (forward
+  [x_t, 1, h_{t-1}] @ W; backward dG_t @ [W_ih | W_hh] and the dW accumulation): what the recurrence would
+  cost if its element-wise work were free;
+- the kernels XLA runs per time step in each loop of the gradient program, counted in its compiled HLO.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from functools import partial
+
+from benchmarks import impls
+from benchmarks.impls import NUM_BATCHES, Shape
+from benchmarks.measure import time_calls
+from benchmarks.peak import matmul_peak_gflops
+from lstm_core.flops import lstm_step_flops
+from lstm_core.machine import cpu_cores
+
+# HLO instructions that name, pack or unpack values without running a kernel.
+NOT_KERNELS = {"parameter", "constant", "get-tuple-element", "tuple", "bitcast"}
+_COMPUTATION = re.compile(r"^(?:ENTRY )?%(\S+) .*\{$")
+_INSTRUCTION = re.compile(r"^(?:ROOT )?%\S+ = (?:\([^)]*\)|\S+) ([\w-]+)\(")
+_WHILE = re.compile(r"body=%([^,\s]+).*op_name=\"([^\"]*)\"")
+
+
+def loop_kernels(hlo_text: str) -> dict[str, list[int]]:
+    """Kernels per iteration of each `while` loop of a compiled HLO module, by direction: {"forward": [...],
+    "backward": [...]} (a loop is backward where JAX's op name says it was transposed), in program order."""
+    bodies: dict[str, list[str]] = {}
+    current = None
+    for line in hlo_text.splitlines():
+        if match := _COMPUTATION.match(line):
+            current = bodies.setdefault(match.group(1), [])
+        elif line.startswith("}"):
+            current = None
+        elif current is not None:
+            current.append(line.strip())
+    loops: dict[str, list[int]] = {"forward": [], "backward": []}
+    for lines in bodies.values():
+        for line in lines:
+            if " while(" in line and (match := _WHILE.search(line)):
+                body, op_name = match.groups()
+                opcodes = [m.group(1) for m in map(_INSTRUCTION.match, bodies[body]) if m]
+                kernels = sum(opcode not in NOT_KERNELS for opcode in opcodes)
+                loops["backward" if "transpose(" in op_name else "forward"].append(kernels)
+    return loops
+
+
+def layer_widths(shape: Shape) -> list[int]:
+    """Each layer's input width In_k: the data's, then H."""
+    return [shape.input_size] + [shape.hidden_size] * (shape.num_layers - 1)
+
+
+def matmul_loops(shape: Shape, mesh):
+    """The recurrence's per-time-step matmuls alone, as two programs over each shard's rows (a loop per layer,
+    T steps each, as `lstm_jax.fused` runs them): forward() and backward(), each blocking until done."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from lstm_jax.train import BATCH
+
+    hidden, steps, batch = shape.hidden_size, shape.seq_len, shape.batch
+    widths = layer_widths(shape)
+    keys = iter(jax.random.split(jax.random.key(0), 4 * len(widths)))
+
+    def draw(*dims):
+        return jax.random.normal(next(keys), dims, jnp.float32)
+
+    xs = [draw(steps, batch, n + 1 + hidden) for n in widths]  # [x_t, 1, h_{t-1}] (T, B, In_k + 1 + H)
+    gates = [draw(steps, batch, 4 * hidden) for _ in widths]  # dG_t (T, B, 4H)
+    forward_weights = [draw(n + 1 + hidden, 4 * hidden) for n in widths]
+    # layer 0 forms no input gradient (`fused`): dG_t @ W_hh only; deeper layers dG_t @ [W_ih | W_hh]
+    backward_weights = [draw(4 * hidden, (n if k else 0) + hidden) for k, n in enumerate(widths)]
+
+    def forward(xs, weights):
+        return [jax.lax.scan(lambda _, x, w=w: (None, x @ w), None, x)[1] for x, w in zip(xs, weights, strict=True)]
+
+    def backward(xs, gates, weights):
+        def layer(x, g, w):
+            def step(d_weights, inputs):
+                x_t, g_t = inputs
+                return d_weights + x_t.T @ g_t, g_t @ w
+
+            return jax.lax.scan(step, jnp.zeros((x.shape[-1], g.shape[-1])), (x, g), reverse=True)
+
+        d_weights, d_inputs = zip(*map(layer, xs, gates, weights), strict=True)
+        return list(d_weights), list(d_inputs)
+
+    rows, whole = PartitionSpec(None, BATCH), PartitionSpec()
+    split = partial(jax.shard_map, mesh=mesh, check_vma=False)
+    forward = jax.jit(split(forward, in_specs=(rows, whole), out_specs=rows))
+    # each shard's dW is its own sum (not reduced over the shards: the trainer's pmean is not part of the loop)
+    backward = jax.jit(split(backward, in_specs=(rows, rows, whole), out_specs=(PartitionSpec(BATCH), rows)))
+    placed = jax.device_put((xs, gates), NamedSharding(mesh, rows))
+    return (
+        lambda: jax.block_until_ready(forward(placed[0], forward_weights)),
+        lambda: jax.block_until_ready(backward(*placed, backward_weights)),
+    )
+
+
+def profile_shape(shape: Shape, budget_s: float, peak_gflops: float) -> dict:
+    """One shape's profile row (times in ms per training step of one batch; rates against `peak_gflops`)."""
+    import jax
+
+    from lstm_jax.train import Trainer, batch_gradients, predict
+
+    def median_ms(call) -> float:
+        return time_calls(call, budget_s=budget_s).median_ms
+
+    trainer = Trainer(impls.bench_config(shape, "jax", "cpu"), impls.synthetic_data(shape), impls.initial(shape))
+    rows = impls.batch_rows(NUM_BATCHES, shape.batch)
+    step_ms = median_ms(lambda: trainer.train_epoch(rows, 1)) / NUM_BATCHES  # returns numpy: synchronised
+    params, key, mesh = trainer.state.params, trainer.state.key, trainer.mesh
+    x, y = trainer.x_train[rows[0]], trainer.y_train[rows[0]]
+    gradients = jax.jit(partial(batch_gradients, model=trainer.model, task=trainer.task, mesh=mesh))
+    forward = jax.jit(partial(predict, model=trainer.model, mesh=mesh))
+    kernels = loop_kernels(gradients.lower(params, x, y, key).compile().as_text())
+    forward_ms = median_ms(lambda: forward(params, x).block_until_ready())
+    gradients_ms = median_ms(lambda: jax.block_until_ready(gradients(params, x, y, key)))
+    matmul_forward, matmul_backward = matmul_loops(shape, mesh)
+    matmul_forward_ms, matmul_backward_ms = median_ms(matmul_forward), median_ms(matmul_backward)
+    torch_ms = median_ms(impls.BUILDERS["torch-eager"](shape, "cpu").step)
+
+    flops = lstm_step_flops(shape.batch, shape.seq_len, shape.input_size, shape.hidden_size, shape.num_layers)
+    layer_steps = shape.seq_len * shape.num_layers
+    matmul_ms = matmul_forward_ms + matmul_backward_ms
+    return {
+        "batch": shape.batch,
+        "seq_len": shape.seq_len,
+        "input_size": shape.input_size,
+        "hidden_size": shape.hidden_size,
+        "num_layers": shape.num_layers,
+        "shards": mesh.size,
+        "torch_eager_ms": torch_ms,
+        "step_ms": step_ms,
+        "ratio_vs_torch_eager": torch_ms / step_ms,
+        "forward_ms": forward_ms,
+        "backward_ms": gradients_ms - forward_ms,
+        "rest_ms": step_ms - gradients_ms,
+        "matmul_forward_ms": matmul_forward_ms,
+        "matmul_backward_ms": matmul_backward_ms,
+        "kernels_forward": kernels["forward"],
+        "kernels_backward": kernels["backward"],
+        "us_per_layer_time_step": 1e3 * gradients_ms / layer_steps,  # forward and backward; the head is negligible
+        "matmul_us_per_layer_time_step": 1e3 * matmul_ms / layer_steps,
+        "gflops": flops / step_ms / 1e6,
+        "matmul_gflops": flops / matmul_ms / 1e6,
+        "peak_fraction": flops / step_ms / 1e6 / peak_gflops,
+        "matmul_peak_fraction": flops / matmul_ms / 1e6 / peak_gflops,
+    }
+
+
+def run(shapes: list[Shape], budget_s: float) -> dict:
+    """Every shape's profile row, with the float32 matmul peak measured in the same run."""
+    import torch
+
+    torch.set_num_threads(cpu_cores())  # as the benchmark grid runs torch-eager
+    peak = matmul_peak_gflops("cpu")
+    rows = []
+    for shape in shapes:
+        print(f"  profile {shape}", file=sys.stderr, flush=True)
+        rows.append(profile_shape(shape, budget_s, peak["peak"]))
+    return {"matmul_peak_gflops": peak, "rows": rows}

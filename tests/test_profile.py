@@ -1,0 +1,103 @@
+"""`lstm-bench --profile`: its kernel count, its arithmetic and its flags (timings themselves are never asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import bench, profile, report
+from benchmarks.impls import Shape
+from lstm_core.flops import lstm_step_flops
+
+# A compiled module as XLA prints it, cut to what the count reads: a forward loop whose body runs 3 kernels
+# (a fusion, a custom fusion, a dynamic-update-slice) beside 5 instructions that run none, and a
+# backward (transposed) loop whose body runs 2 (a dot, a copy).
+HLO = """\
+HloModule jit_f
+
+%forward_body (param: (s32[], f32[8,64])) -> (s32[], f32[8,64]) {
+  %param = (s32[], f32[8,64]{1,0}) parameter(0)
+  %constant.1 = s32[] constant(1)
+  %get-tuple-element.1 = s32[] get-tuple-element(%param), index=0
+  %wrapped_add = s32[] fusion(%get-tuple-element.1, %constant.1), kind=kLoop, calls=%add
+  %ynn_fusion = f32[8,256]{1,0} fusion(%get-tuple-element.1), kind=kCustom, calls=%dot
+  %bitcast.2 = f32[8,64]{1,0} bitcast(%ynn_fusion)
+  %dynamic-update-slice.3 = f32[50,8,64]{2,1,0} dynamic-update-slice(%bitcast.2, %wrapped_add)
+  ROOT %tuple.4 = (s32[], f32[8,64]{1,0}) tuple(%wrapped_add, %bitcast.2)
+}
+
+%backward_body (param.1: (s32[], f32[8,64])) -> (s32[], f32[8,64]) {
+  %param.1 = (s32[], f32[8,64]{1,0}) parameter(0)
+  %dot_general.5 = f32[66,256]{1,0} dot(%param.1, %param.1), lhs_contracting_dims={0}, rhs_contracting_dims={0}
+  %copy.6 = f32[8,64]{1,0} copy(%dot_general.5)
+  ROOT %tuple.7 = (s32[], f32[8,64]{1,0}) tuple(%copy.6, %copy.6)
+}
+
+ENTRY %main (x: f32[8,64]) -> f32[8,64] {
+  %x = f32[8,64]{1,0} parameter(0)
+  %w = (s32[], f32[8,64]) while(%x), body=%forward_body, metadata={op_name="jit(f)/jvp(lstm)/while"}
+  %while.9 = (s32[], f32[8,64]) while(%w), body=%backward_body, metadata={op_name="jit(f)/transpose(jvp(lstm))/while"}
+  ROOT %get-tuple-element.10 = f32[8,64]{1,0} get-tuple-element(%while.9), index=1
+}
+"""
+
+
+def test_kernels_are_counted_per_loop_body_and_direction():
+    assert profile.loop_kernels(HLO) == {"forward": [3], "backward": [2]}
+
+
+@pytest.fixture(scope="module")
+def tiny_row():
+    return profile.profile_shape(Shape(4, 6, 2, 3, 2), budget_s=0.0, peak_gflops=100.0)
+
+
+def test_a_profile_row_adds_up(tiny_row):
+    """The parts are differences of the measured wholes, so they add up to the step exactly (to float rounding);
+    the rates are the step's FLOPs over the measured times."""
+    r = tiny_row  # rel=1e-12: these are the same float64 sums and quotients, a few roundings apart
+    assert r["forward_ms"] + r["backward_ms"] + r["rest_ms"] == pytest.approx(r["step_ms"], rel=1e-12)
+    assert r["ratio_vs_torch_eager"] == pytest.approx(r["torch_eager_ms"] / r["step_ms"], rel=1e-12)
+    layer_steps = 6 * 2
+    gradients_ms = r["forward_ms"] + r["backward_ms"]
+    assert r["us_per_layer_time_step"] == pytest.approx(1e3 * gradients_ms / layer_steps, rel=1e-12)
+    matmul_ms = r["matmul_forward_ms"] + r["matmul_backward_ms"]
+    assert r["matmul_us_per_layer_time_step"] == pytest.approx(1e3 * matmul_ms / layer_steps, rel=1e-12)
+    flops = lstm_step_flops(4, 6, 2, 3, 2)
+    assert r["gflops"] == pytest.approx(flops / r["step_ms"] / 1e6, rel=1e-12)
+    assert r["matmul_gflops"] == pytest.approx(flops / matmul_ms / 1e6, rel=1e-12)
+    assert r["peak_fraction"] == pytest.approx(r["gflops"] / 100.0, rel=1e-12)
+    assert r["matmul_peak_fraction"] == pytest.approx(r["matmul_gflops"] / 100.0, rel=1e-12)
+    assert r["shards"] == 1  # a tiny step is not worth splitting
+
+
+def test_the_trainers_gradient_program_has_one_forward_and_one_backward_loop_per_layer(tiny_row):
+    """Each loop runs at least a matmul, a gate activation and a write of its output per time step (the exact
+    count is XLA's to choose)."""
+    assert len(tiny_row["kernels_forward"]) == len(tiny_row["kernels_backward"]) == 2
+    assert min(tiny_row["kernels_forward"] + tiny_row["kernels_backward"]) >= 3
+
+
+def test_the_table_has_a_row_per_shape_with_each_layers_kernels(tiny_row):
+    table = report.profile_table({"rows": [tiny_row]})
+    lines = table.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| (4,6,2,3,2) | 1 |")
+    kernels = " / ".join(
+        f"{f} + {b}" for f, b in zip(tiny_row["kernels_forward"], tiny_row["kernels_backward"], strict=True)
+    )
+    assert f"| {kernels} |" in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--profile", "--scaling"], "--scaling and --profile are two runs of their own; choose one"),
+        (["--profile", "--impls", "torch-eager"], "--profile times its own rows (our trainer, auto shards, and "),
+        (["--profile", "--shards", "1"], "--profile times its own rows (our trainer, auto shards, and "),
+        (["--profile", "--device", "gpu"], "--profile runs on the CPU"),
+    ],
+)
+def test_flags_the_profile_would_ignore_are_refused(args, message, tmp_path, capsys):
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([*args, "--out", str(out)])
+    assert exit_info.value.code == 2 and f"lstm-bench: error: {message}" in capsys.readouterr().err
+    assert not out.exists()
