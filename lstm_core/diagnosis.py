@@ -1,8 +1,7 @@
 """Why is my LSTM's loss not decreasing? Name the cause from a run directory's records.
 
-`load_run(run_dir)` reads what the trainer wrote (steps.csv, epochs.csv, grad_flow.csv when recorded, and
-data_stats.json / config.json / summary.json when present); `diagnose(records)` runs one pure rule per
-cause; `to_json` and `format_report` present the result. numpy and the standard library only.
+`diagnose(records)` runs one pure rule per cause on what `run_records.load_run(run_dir)` read, and applies
+their precedence; `diagnosis_report` presents the result. numpy and the standard library only.
 
 Each rule returns a `Finding` with status `ok`, `suspect` (a weaker signature; never listed as a cause)
 or `found`. Quantities the rules share:
@@ -58,19 +57,16 @@ lstm-train's defaults on sine, adding and digits (seeds 0-2: no alarm) and the s
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import warnings
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lstm_core.records import jsonable
-from lstm_core.textfile import read_text
+from lstm_core import run_records
+from lstm_core.number_text import flag_value, num, times
+from lstm_core.run_records import RunRecords
 
 # ------------------------------------------------------------------------------------------------- thresholds
 # Loss curve: 10 points resolve "falls, flattens, rises" while each median still pools several minibatches.
@@ -206,47 +202,11 @@ CAUSES = (
     "overfitting",
 )
 STATUSES = ("ok", "suspect", "found")
-STEP_COLUMNS = ("step", "epoch", "loss", "grad_norm", "clip_factor", "lr")
-EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 # Root causes whose found consequences are demoted to suspect and annotated (see Precedence).
 CONSEQUENCES = {
     "unscaled_data": ("exploding_gradients", "vanishing_gradients", "lr_too_high", "lr_too_low"),
     "lr_too_high": ("vanishing_gradients",),
 }
-
-
-class RunRecordsError(ValueError):
-    """A run directory is missing, is not a run, or holds missing, truncated or malformed records."""
-
-
-@dataclass(frozen=True)
-class GradFlow:
-    """grad_flow.csv: `norms[i, t]` = ‖dL/dh_t‖ of layer `layer[i]` at optimizer step `step[i]`."""
-
-    step: np.ndarray  # (R,) int
-    layer: np.ndarray  # (R,) int
-    norms: np.ndarray  # (R, T) float
-
-
-@dataclass(frozen=True)
-class RunRecords:
-    run_dir: Path
-    step: np.ndarray  # (S,) int, 1-based global optimizer step
-    epoch: np.ndarray  # (S,) int, 1-based
-    loss: np.ndarray  # (S,) float, may hold nan/inf
-    grad_norm: np.ndarray  # (S,) float, global L2 norm before clipping
-    clip_factor: np.ndarray  # (S,) float in (0, 1]
-    lr: np.ndarray  # (S,) float
-    param_grad_norms: dict[str, np.ndarray]  # torch parameter name -> (S,)
-    epochs: dict[str, np.ndarray]  # EPOCH_COLUMNS -> (E,) arrays (E may be 0)
-    grad_flow: GradFlow | None = None
-    data_stats: dict | None = None
-    config: dict | None = None
-    summary: dict | None = None
-
-    @property
-    def num_steps(self) -> int:
-        return len(self.step)
 
 
 @dataclass(frozen=True)
@@ -281,213 +241,7 @@ class Diagnosis:
         return next(f for f in self.findings if f.cause == cause)
 
 
-# ------------------------------------------------------------------------------------------------- loading
-NOT_A_RECORD = "the file is corrupt or not written by lstm-train"
-
-
-def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
-    name = path.name
-    reader = csv.reader(io.StringIO(read_text(path, RunRecordsError, NOT_A_RECORD), newline=""))
-    lines = [(i, row) for i, row in enumerate(reader, start=1) if row]
-    if not lines:
-        raise RunRecordsError(
-            f"{name} in {str(path.parent)!r} is empty (no header): the file is truncated "
-            "or the run was interrupted before it wrote anything"
-        )
-    header = [h.strip() for h in lines[0][1]]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise RunRecordsError(
-            f"{name} header lacks required column(s) {', '.join(missing)} "
-            f"(found: {', '.join(header)}); the file is truncated or not written by lstm-train"
-        )
-    rows = []
-    for line, row in lines[1:]:
-        if len(row) != len(header):
-            raise RunRecordsError(
-                f"{name} line {line} has {len(row)} fields, the header has {len(header)}: "
-                "the file is truncated or corrupt"
-            )
-        rows.append(row)
-    return header, rows
-
-
-def _column(name: str, header: list[str], rows: list[list[str]], column: str, kind=float) -> np.ndarray:
-    j = header.index(column)
-    out = np.empty(len(rows), dtype=np.float64 if kind is float else np.int64)
-    for i, row in enumerate(rows):
-        text = row[j].strip()
-        try:
-            out[i] = (float(text) if text else math.nan) if kind is float else int(float(text))
-        except (ValueError, OverflowError):
-            raise RunRecordsError(
-                f"{name} line {i + 2}, column {column!r}: {row[j]!r} is not a "
-                f"{'number' if kind is float else 'whole number'}"
-            ) from None
-    return out
-
-
-def _read_json(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        value = json.loads(read_text(path, RunRecordsError, NOT_A_RECORD))
-    except json.JSONDecodeError as error:
-        raise RunRecordsError(
-            f"{path.name} is not valid JSON ({error.msg} at line {error.lineno}): the file is truncated or corrupt"
-        ) from None
-    if not isinstance(value, dict):
-        raise RunRecordsError(f"{path.name} must hold a JSON object, got {type(value).__name__}")
-    return value
-
-
-# records.jsonable writes a non-finite float as its str(); data statistics of raw data may hold them
-NONFINITE_TEXT = ("nan", "inf", "-inf")
-
-
-def _record_number(value: Any, where: str, *, count: bool = False, finite: bool = True) -> float | int:
-    """A number read from a JSON record, or RunRecordsError naming `where` ("config.json: model.hidden_size").
-
-    `count`: a positive whole number (a size, a number of epochs), returned as int. `finite=False` also
-    accepts nan and inf, as records.jsonable writes them. A bool is not a number here.
-    """
-    if value in NONFINITE_TEXT and not finite:
-        return float(value)
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        if not count:
-            return float(value)
-        if value > 0 and float(value).is_integer():
-            return int(value)
-    kind = "a positive whole number" if count else "a number"
-    raise RunRecordsError(f"{where} must be {kind}, got {value!r}; {NOT_A_RECORD}")
-
-
-def _record_numbers(value: Any, where: str) -> np.ndarray:
-    """A JSON list of numbers (null, nan and inf allowed: statistics of raw data) as a float array."""
-    if value is None:
-        return np.array([])
-    if not isinstance(value, list):
-        raise RunRecordsError(f"{where} must be a list of numbers, got {value!r}; {NOT_A_RECORD}")
-    return np.array(
-        [math.nan if v is None else _record_number(v, f"{where}[{j}]", finite=False) for j, v in enumerate(value)],
-        dtype=np.float64,
-    )
-
-
-def load_run(run_dir: str | Path) -> RunRecords:
-    """Read a run directory written by lstm-train (either backend) into numpy arrays and dicts."""
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunRecordsError(f"run directory {str(run_dir)!r} does not exist")
-    if not run_dir.is_dir():
-        raise RunRecordsError(f"{str(run_dir)!r} is a file, not a run directory; pass the --out directory")
-    steps_path, epochs_path = run_dir / "steps.csv", run_dir / "epochs.csv"
-    if not steps_path.exists() and not epochs_path.exists():
-        raise RunRecordsError(
-            f"{str(run_dir)!r} is not a run directory: it has no steps.csv or epochs.csv; "
-            "pass the directory lstm-train wrote (its --out)"
-        )
-    for path in (steps_path, epochs_path):
-        if not path.exists():
-            raise RunRecordsError(f"run directory {str(run_dir)!r} lacks {path.name}; the run is incomplete")
-
-    header, rows = _read_csv(steps_path, STEP_COLUMNS)
-    if not rows:
-        raise RunRecordsError(
-            f"steps.csv in {str(run_dir)!r} has a header but no rows: the run recorded zero "
-            "optimizer steps (it stopped before its first epoch ended); nothing to diagnose"
-        )
-    cols = {c: _column("steps.csv", header, rows, c, int if c in ("step", "epoch") else float) for c in STEP_COLUMNS}
-    params = {c.split(":", 1)[1]: _column("steps.csv", header, rows, c) for c in header if c.startswith("grad_norm:")}
-
-    e_header, e_rows = _read_csv(epochs_path, EPOCH_COLUMNS)
-    epochs = {c: _column("epochs.csv", e_header, e_rows, c, int if c == "epoch" else float) for c in EPOCH_COLUMNS}
-
-    grad_flow = None
-    flow_path = run_dir / "grad_flow.csv"
-    if flow_path.exists():
-        f_header, f_rows = _read_csv(flow_path, ("step", "layer", "t0"))
-        times = [c for c in f_header if c not in ("step", "layer")]
-        if times != [f"t{t}" for t in range(len(times))]:
-            raise RunRecordsError(f"grad_flow.csv time columns must be t0, t1, ... in order, got {', '.join(times)}")
-        if f_rows:
-            grad_flow = GradFlow(
-                step=_column("grad_flow.csv", f_header, f_rows, "step", int),
-                layer=_column("grad_flow.csv", f_header, f_rows, "layer", int),
-                norms=np.stack([_column("grad_flow.csv", f_header, f_rows, c) for c in times], axis=1),
-            )
-    records = RunRecords(
-        run_dir=run_dir,
-        **cols,
-        param_grad_norms=params,
-        epochs=epochs,
-        grad_flow=grad_flow,
-        data_stats=_read_json(run_dir / "data_stats.json"),
-        config=_read_json(run_dir / "config.json"),
-        summary=_read_json(run_dir / "summary.json"),
-    )
-    # every JSON field the rules convert is read once here, so that a malformed one fails at load
-    _hyper(records)
-    _num_classes(records)
-    for part in ("inputs", "targets"):
-        _column_stats(records, part)
-    return records
-
-
 # ------------------------------------------------------------------------------------------------- helpers
-def _num(x: float) -> str:
-    """3 significant figures, compact exponent: 31000 -> '3.1e4', 0.00012 -> '1.2e-4', 0.25 -> '0.25'."""
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    if x == 0:
-        return "0"
-    text = f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
-    if "e" not in text:
-        return text
-    mantissa, exponent = text.split("e")
-    if "." in mantissa:
-        mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def _times(ratio: float) -> str:
-    if not math.isfinite(ratio):
-        return f"{ratio}×"
-    return f"{ratio:.0f}×" if 100 <= ratio < 1e4 else f"{_num(ratio) if ratio >= 1e4 else f'{ratio:.2g}'}×"
-
-
-def _flag(value: float) -> str:
-    """A float flag value with at most 2 significant figures: 1.0, 0.05, 0.0035, 1e-05."""
-    value = float(f"{value:.2g}")
-    return f"{value:.1f}" if value.is_integer() and abs(value) < 1e6 else f"{value:g}"
-
-
-def _section(records: RunRecords, name: str) -> dict:
-    value = (records.config or {}).get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def _task(records: RunRecords) -> str:
-    for source in (records.data_stats or {}, records.summary or {}):
-        if source.get("task") in ("regression", "classification"):
-            return source["task"]
-    head = _section(records, "model").get("head")
-    if head in ("regression", "classification"):
-        return head
-    if _section(records, "data").get("dataset") == "digits" or (records.summary or {}).get("num_classes"):
-        return "classification"
-    return "regression"
-
-
-def _scaled(records: RunRecords) -> bool | None:
-    stats = records.data_stats or {}
-    if isinstance(stats.get("scaled"), bool):
-        return stats["scaled"]
-    scale = _section(records, "data").get("scale")
-    return scale if isinstance(scale, bool) else None
-
-
 def _curve(records: RunRecords) -> np.ndarray:
     losses = records.loss[np.isfinite(records.loss)]
     points = min(CURVE_POINTS, len(losses) // CURVE_MIN_CHUNK)
@@ -496,77 +250,28 @@ def _curve(records: RunRecords) -> np.ndarray:
     return np.array([np.median(chunk) for chunk in np.array_split(losses, points)])
 
 
-def _num_classes(records: RunRecords) -> int | None:
-    classes = (records.summary or {}).get("num_classes")
-    return None if classes is None else _record_number(classes, "summary.json: num_classes", count=True)
-
-
-def _column_stats(records: RunRecords, part: str) -> tuple[np.ndarray, np.ndarray]:
-    """data_stats.json's per-column raw mean and std of `part` ("inputs" or "targets"); empty when absent."""
-    block = (records.data_stats or {}).get(part)
-    if not isinstance(block, dict):
-        return np.array([]), np.array([])
-    means, stds = (_record_numbers(block.get(k), f"data_stats.json: {part}.{k}") for k in ("mean", "std"))
-    return means, stds
-
-
 def _baseline(records: RunRecords) -> tuple[float, str]:
     """The trivial predictor's loss, and a phrase saying what it is."""
-    if _task(records) == "classification":
-        classes = _num_classes(records)
+    if run_records.task(records) == "classification":
+        classes = run_records.num_classes(records)
         if classes is not None and classes >= 2:
-            return math.log(classes), f"ln({classes}) = {_num(math.log(classes))}, a uniform guess"
+            return math.log(classes), f"ln({classes}) = {num(math.log(classes))}, a uniform guess"
     else:
-        scaled = _scaled(records)
+        scaled = run_records.scaled(records)
         if scaled is None or scaled:
             return 1.0, "1.0, predicting the mean of the scaled targets"
-        _, std = _column_stats(records, "targets")
+        _, std = run_records.column_stats(records, "targets")
         if std.size and np.all(np.isfinite(std)) and np.mean(std**2) > 0:
             variance = float(np.mean(std**2))
-            return variance, f"{_num(variance)}, predicting the mean of the raw targets"
+            return variance, f"{num(variance)}, predicting the mean of the raw targets"
     curve = _curve(records)
     first = float(curve[0]) if curve.size else math.nan
-    return first, f"{_num(first)}, the initial loss (the trivial baseline is unknown)"
+    return first, f"{num(first)}, the initial loss (the trivial baseline is unknown)"
 
 
 def _first_nonfinite(values: np.ndarray) -> int | None:
     bad = np.flatnonzero(~np.isfinite(values))
     return int(bad[0]) if bad.size else None
-
-
-def _setting(records: RunRecords, key: str, default: Any, *, count: bool = False) -> Any:
-    """config.json's `section.field` as a number; `default` when it is absent or null."""
-    section, name = key.split(".")
-    value = _section(records, section).get(name)
-    return default if value is None else _record_number(value, f"config.json: {key}", count=count)
-
-
-def _hyper(records: RunRecords) -> dict[str, Any]:
-    enabled = _section(records, "clipping").get("enabled")
-    if not isinstance(enabled, bool):  # unknown: infer from the records (clipping changed some step)
-        enabled = bool(np.any(records.clip_factor[np.isfinite(records.clip_factor)] < 1.0))
-    features = _section(records, "data").get("features") or []
-    if not isinstance(features, list):
-        raise RunRecordsError(
-            f"config.json: data.features must be a list of column names, got {features!r}; {NOT_A_RECORD}"
-        )
-    splits = _section(records, "data").get("splits")
-    train_split = None  # the training fraction, when the config holds three splits
-    if isinstance(splits, list) and len(splits) == 3:
-        train_split = _record_number(splits[0], "config.json: data.splits[0]")
-    return {
-        "lr": _setting(records, "optimizer.lr", float(records.lr[0])),
-        "hidden_size": _setting(records, "model.hidden_size", 32, count=True),
-        "num_layers": _setting(records, "model.num_layers", 1, count=True),
-        "dropout": _setting(records, "model.dropout", 0.0),
-        "weight_decay": _setting(records, "optimizer.weight_decay", 0.0),
-        "clipping": enabled,
-        "max_norm": _setting(records, "clipping.max_norm", 0.0) or 1.0,  # 0: clipping off, write 1.0 as the fix
-        "window": _setting(records, "data.window", None, count=True),
-        "epochs": _setting(records, "training.epochs", None, count=True) or int(records.epoch.max()),
-        "features": features,
-        "train_split": train_split,
-    }
 
 
 def _explosion(records: RunRecords) -> dict[str, Any]:
@@ -617,7 +322,7 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
     before = records.loss[max(0, spike_i - EXPLODE_DAMAGE_WINDOW) : spike_i]
     before = before[np.isfinite(before)]
     recovered = bool(jumped and before.size and final <= np.median(before))
-    hyper = _hyper(records)
+    hyper = run_records.hyper(records)
     high = bool(loss_bad is None and baseline > 0 and final >= HIGH_LOSS_RATIO * baseline)
     weak_fit = bool(loss_bad is None and baseline > 0 and final >= UNDERFIT_SUSPECT_RATIO * baseline)
     # an unclipped spike lands in Adam's second moment and shrinks every later update for ~1/(1 - beta2) =
@@ -724,7 +429,7 @@ def _finding(cause, status, evidence, remedy="", **numbers) -> Finding:
 # --------------------------------------------------------------------------------------------------- rules
 def check_exploding_gradients(records: RunRecords) -> Finding:
     x = _explosion(records)
-    h = _hyper(records)
+    h = run_records.hyper(records)
     numbers = {
         k: x[k]
         for k in (
@@ -747,38 +452,40 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
         )
     }
     spike = (
-        f"grad norm before clipping reached {_num(x['spike_grad_norm'])} at step {x['spike_step']}, "
-        f"{_times(x['spike_ratio'])} the median of the steps before it ({_num(x['spike_reference'])})"
+        f"grad norm before clipping reached {num(x['spike_grad_norm'])} at step {x['spike_step']}, "
+        f"{times(x['spike_ratio'])} the median of the steps before it ({num(x['spike_reference'])})"
     )
     growth = (
         f"‖dL/dh_t‖ of layer {x['flow_growth_layer']} grows back through time: at t0 it is "
-        f"{_times(x['flow_growth'])} its value at the last step (median over the recorded steps)"
+        f"{times(x['flow_growth'])} its value at the last step (median over the recorded steps)"
     )
-    ended = f"the loss ended at {_num(x['final_loss'])}, {_times(x['final_loss'] / x['baseline'])} the baseline"
+    ended = f"the loss ended at {num(x['final_loss'])}, {times(x['final_loss'] / x['baseline'])} the baseline"
     if x["clipping"]:
-        remedy = f"--lr {_flag(h['lr'] / 10)} (keep --clip-norm {_flag(h['max_norm'])})"
+        remedy = f"--lr {flag_value(h['lr'] / 10)} (keep --clip-norm {flag_value(h['max_norm'])})"
     else:
         remedy = (
-            f"--clip-norm {_flag(min(h['max_norm'], 1.0))} (clipping is off); if it persists also "
-            f"--lr {_flag(h['lr'] / 10)}"
+            f"--clip-norm {flag_value(min(h['max_norm'], 1.0))} (clipping is off); if it persists also "
+            f"--lr {flag_value(h['lr'] / 10)}"
         )
     flow_grows = x["flow_growth"] >= EXPLODE_FLOW_GROWTH
     if flow_grows:
         # truncate what backpropagation crosses to the steps over which the growth stays below the limit
         window = max(2, x["flow_growth_reach"])
-        remedy = f"--window {window}" + ("" if x["clipping"] else f" and --clip-norm {_flag(min(h['max_norm'], 1.0))}")
-        remedy += f" (the gradient grows less than {_num(EXPLODE_WINDOW_GROWTH)}× over the last {window} steps)"
+        remedy = f"--window {window}" + (
+            "" if x["clipping"] else f" and --clip-norm {flag_value(min(h['max_norm'], 1.0))}"
+        )
+        remedy += f" (the gradient grows less than {num(EXPLODE_WINDOW_GROWTH)}× over the last {window} steps)"
     parts = []
     if x["overflow_step"] is not None:
         parts.append(
             f"the gradient norm became non-finite at step {x['overflow_step']} while the loss was still finite"
         )
     if x["diverged_after_spike"]:
-        parts.append(f"{spike}; loss became {_num(x['nonfinite_loss_value'])} at step {x['first_nonfinite_loss_step']}")
+        parts.append(f"{spike}; loss became {num(x['nonfinite_loss_value'])} at step {x['first_nonfinite_loss_step']}")
     elif x["jumped"] and not x["recovered"]:
         parts.append(
             f"{spike}; the median loss of the next {EXPLODE_DAMAGE_WINDOW} steps was "
-            f"{_times(x['loss_jump'])} that of the {EXPLODE_DAMAGE_WINDOW} before"
+            f"{times(x['loss_jump'])} that of the {EXPLODE_DAMAGE_WINDOW} before"
             + ("" if x["clipping"] else ", with clipping off")
         )
     elif x["stalled"]:
@@ -789,8 +496,8 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
     if x["tiny_clip_fraction"] >= CLIP_TINY_FRACTION:
         parts.append(
             f"clipping scaled the gradient by less than {CLIP_TINY} on "
-            f"{x['tiny_clip_fraction']:.0%} of steps (median grad norm {_num(x['median_grad_norm'])} "
-            f"vs max_norm {_num(x['max_norm'])})"
+            f"{x['tiny_clip_fraction']:.0%} of steps (median grad norm {num(x['median_grad_norm'])} "
+            f"vs max_norm {num(x['max_norm'])})"
         )
     if x["found"] and flow_grows:
         parts.append(growth if parts else f"{growth}; {ended}")
@@ -799,15 +506,15 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
     if x["spike_found"]:
         if x["recovered"]:
             how = (
-                f"the median loss of the next {EXPLODE_DAMAGE_WINDOW} steps was {_times(x['loss_jump'])} that "
+                f"the median loss of the next {EXPLODE_DAMAGE_WINDOW} steps was {times(x['loss_jump'])} that "
                 "before, but the run recovered and ended below its loss before the spike"
             )
         elif x["clipping"]:
-            how = f"clipping at {_num(x['max_norm'])} contained it"
+            how = f"clipping at {num(x['max_norm'])} contained it"
         else:
             how = "clipping is off, but the loss did not visibly suffer"
         if math.isfinite(x["loss_jump"]) and not x["recovered"]:
-            how += f" (median loss over the next {EXPLODE_DAMAGE_WINDOW} steps {_times(x['loss_jump'])} that before)"
+            how += f" (median loss over the next {EXPLODE_DAMAGE_WINDOW} steps {times(x['loss_jump'])} that before)"
         return _finding("exploding_gradients", "suspect", f"{spike}; {how}", remedy, **numbers)
     if flow_grows:
         return _finding("exploding_gradients", "suspect", f"{growth}, but the loss fell anyway", remedy, **numbers)
@@ -824,15 +531,15 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
     return _finding(
         "exploding_gradients",
         "ok",
-        f"largest grad norm {_num(x['max_grad_norm'])} is {_times(x['spike_ratio'])} the median of "
-        f"the steps before it (median over the run {_num(x['median_grad_norm'])})",
+        f"largest grad norm {num(x['max_grad_norm'])} is {times(x['spike_ratio'])} the median of "
+        f"the steps before it (median over the run {num(x['median_grad_norm'])})",
         **numbers,
     )
 
 
 def check_lr_too_high(records: RunRecords) -> Finding:
     x = _explosion(records)
-    h = _hyper(records)
+    h = run_records.hyper(records)
     curve = _curve(records)
     baseline, baseline_text = _baseline(records)
     numbers: dict[str, Any] = {
@@ -840,7 +547,7 @@ def check_lr_too_high(records: RunRecords) -> Finding:
         "baseline": baseline,
         "first_nonfinite_loss_step": x["first_nonfinite_loss_step"],
     }
-    remedy = f"--lr {_flag(h['lr'] / 10)}"
+    remedy = f"--lr {flag_value(h['lr'] / 10)}"
     signatures, weak = [], []
     overshoot = False  # a divergence or a rebound: the weights moved, and too far (see diagnose)
     bad = x["first_nonfinite_loss_index"]
@@ -854,10 +561,10 @@ def check_lr_too_high(records: RunRecords) -> Finding:
     if bad is not None and not x["spike_found"]:
         overshoot = True
         signatures.append(
-            f"the loss became {_num(x['nonfinite_loss_value'])} at step "
+            f"the loss became {num(x['nonfinite_loss_value'])} at step "
             f"{x['first_nonfinite_loss_step']} with no gradient spike before it (grad norm peaked at "
-            f"{_num(x['max_grad_norm'])} and never exceeded {_times(x['spike_ratio'])} its recent "
-            f"median) at lr {_num(h['lr'])}"
+            f"{num(x['max_grad_norm'])} and never exceeded {times(x['spike_ratio'])} its recent "
+            f"median) at lr {num(h['lr'])}"
         )
     if curve.size >= 2:
         lows = np.minimum.accumulate(curve)[:-1]  # lows[i-1] = lowest point before point i
@@ -879,13 +586,13 @@ def check_lr_too_high(records: RunRecords) -> Finding:
         if rebound >= LR_HIGH_REBOUND and material[k]:
             overshoot = True
             signatures.append(
-                f"the training loss climbed back to {_num(curve[k + 1])} by {where}, "
-                f"{_times(rebound)} its earlier low {_num(low)} (a climb of {climb:.2g}× the baseline), "
+                f"the training loss climbed back to {num(curve[k + 1])} by {where}, "
+                f"{times(rebound)} its earlier low {num(low)} (a climb of {climb:.2g}× the baseline), "
                 "with no gradient spike"
             )
         elif rebound >= LR_HIGH_REBOUND_SUSPECT and material[k]:
             weak.append(
-                f"the training loss climbed back to {_num(curve[k + 1])}, {_times(rebound)} its earlier low {_num(low)}"
+                f"the training loss climbed back to {num(curve[k + 1])}, {times(rebound)} its earlier low {num(low)}"
             )
         known_baseline = "initial loss" not in baseline_text
         finite = records.loss[np.isfinite(records.loss)]
@@ -894,13 +601,13 @@ def check_lr_too_high(records: RunRecords) -> Finding:
         numbers.update(first_loss=start)
         if above and curve[-1] >= start:
             signatures.append(
-                f"the training loss ends at {_num(curve[-1])}, {_times(curve[-1] / baseline)} the trivial "
-                f"baseline {baseline_text}, and above its value before the first update ({_num(start)}): "
+                f"the training loss ends at {num(curve[-1])}, {times(curve[-1] / baseline)} the trivial "
+                f"baseline {baseline_text}, and above its value before the first update ({num(start)}): "
                 "the updates made the model worse"
             )
         elif above and curve[-1] > LR_HIGH_STALL * mid:
             signatures.append(
-                f"the training loss stays at {_num(curve[-1])}, {_times(curve[-1] / baseline)} "
+                f"the training loss stays at {num(curve[-1])}, {times(curve[-1] / baseline)} "
                 f"the trivial baseline {baseline_text}, and did not improve over the second half"
             )
     numbers["overshoot"] = overshoot
@@ -917,17 +624,17 @@ def check_lr_too_high(records: RunRecords) -> Finding:
         return _finding("lr_too_high", "found", "; ".join(signatures), remedy, **numbers)
     if weak:
         return _finding("lr_too_high", "suspect", "; ".join(weak), remedy, **numbers)
-    evidence = f"no divergence or rebound of the loss at lr {_num(h['lr'])}"
+    evidence = f"no divergence or rebound of the loss at lr {num(h['lr'])}"
     if numbers.get("rebound", 0.0) >= LR_HIGH_REBOUND:
         evidence += (
-            f" (the loss went from {_num(numbers['earlier_low'])} to {_num(numbers['rebound_loss'])}, a climb of "
+            f" (the loss went from {num(numbers['earlier_low'])} to {num(numbers['rebound_loss'])}, a climb of "
             f"only {numbers['climb_to_baseline']:.2g}× the baseline: noise near the floor)"
         )
     return _finding("lr_too_high", "ok", evidence, **numbers)
 
 
 def check_lr_too_low(records: RunRecords) -> Finding:
-    h = _hyper(records)
+    h = run_records.hyper(records)
     curve = _curve(records)
     baseline, baseline_text = _baseline(records)
     lr = records.lr[np.isfinite(records.lr)]
@@ -952,13 +659,13 @@ def check_lr_too_low(records: RunRecords) -> Finding:
         "lr_last": float(lr[-1]) if lr.size else math.nan,
     }
     evidence = (
-        f"over {records.num_steps} steps the learning rates sum to {_num(total)}, so with Adam (≤ lr per "
-        f"step) a weight could move at most {_times(travel)} its initial scale 1/√{h['hidden_size']}; "
-        f"final training loss {_num(final)} is {_times(ratio)} the baseline {baseline_text}"
+        f"over {records.num_steps} steps the learning rates sum to {num(total)}, so with Adam (≤ lr per "
+        f"step) a weight could move at most {times(travel)} its initial scale 1/√{h['hidden_size']}; "
+        f"final training loss {num(final)} is {times(ratio)} the baseline {baseline_text}"
     )
     if lr.size and lr[-1] < lr[0]:
-        evidence += f" (the plateau scheduler cut lr from {_num(lr[0])} to {_num(lr[-1])})"
-    remedy = f"--lr {_flag(suggested)}"
+        evidence += f" (the plateau scheduler cut lr from {num(lr[0])} to {num(lr[-1])})"
+    remedy = f"--lr {flag_value(suggested)}"
     high = np.isfinite(ratio) and ratio >= HIGH_LOSS_RATIO
     short = _too_short(records)
     numbers["too_short"] = short is not None
@@ -998,7 +705,7 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
     per_step = ratio ** (1 / (T - 1)) if ratio > 0 else 0.0
     reach = int(np.sum(profile >= VANISH_SUSPECT_RATIO))  # steps back (incl. the last) with >= 1e-3 of signal
     usable_reach = int(np.sum(profile >= VANISH_RATIO))  # ... and with a share above the rounding floor
-    h = _hyper(records)
+    h = run_records.hyper(records)
     numbers = {
         "ratio_first_to_last": ratio,
         "layer": worst,
@@ -1012,11 +719,11 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
         "ratio_by_layer": {k: float(v[0]) for k, v in profiles.items()},
     }
     evidence = (
-        f"‖dL/dh_t‖ of layer {worst} at t0 is {_num(ratio)} of its value at t{T - 1} (median over "
+        f"‖dL/dh_t‖ of layer {worst} at t0 is {num(ratio)} of its value at t{T - 1} (median over "
         f"{int(np.sum(usable & (flow.layer == worst)))} recorded steps; ×{per_step:.2g} per step; only "
         f"the last {reach} of {T} steps keep ≥ {VANISH_SUSPECT_RATIO:g} of the signal, the last {usable_reach} "
         f"≥ {VANISH_RATIO:g}); final training "
-        f"loss {_num(final)} is {_times(loss_ratio)} the baseline {baseline_text}"
+        f"loss {num(final)} is {times(loss_ratio)} the baseline {baseline_text}"
     )
     # Dependencies the model must learn have to fit within the steps whose gradient share is above the
     # rounding floor; a window that long lets them (the adding problem learns at T = 50, not at T = 200).
@@ -1024,7 +731,7 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
     remedy = f"--window {max(2, min(usable_reach, window - 1))}"
     if usable_reach < 2:  # not even one step back: saturated gates (weights too large), not a long window
         evidence += "; nothing flows back past the last step: the gates are saturated"
-        remedy = f"--lr {_flag(h['lr'] / 10)}"
+        remedy = f"--lr {flag_value(h['lr'] / 10)}"
     if h["num_layers"] > 1:
         remedy += f" and --num-layers {h['num_layers'] - 1}"
     high = np.isfinite(loss_ratio) and loss_ratio >= HIGH_LOSS_RATIO
@@ -1038,7 +745,7 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
 
 
 def check_unscaled_data(records: RunRecords) -> Finding:
-    scaled = _scaled(records)
+    scaled = run_records.scaled(records)
     stats = records.data_stats
     if scaled is None or scaled:
         how = "scaling is on" if scaled else "data_stats.json does not say whether data was scaled"
@@ -1051,18 +758,18 @@ def check_unscaled_data(records: RunRecords) -> Finding:
             "drop --no-scale",
             scaled=False,
         )
-    features = _hyper(records)["features"]
+    features = run_records.hyper(records)["features"]
     worst: list[tuple[float, str, float, float]] = []  # (badness, name, mean, std)
     found, suspect = [], []
     for part in ("inputs", "targets"):
-        means, stds = _column_stats(records, part)
+        means, stds = run_records.column_stats(records, part)
         for j, (mean, std) in enumerate(zip(means, stds, strict=False)):
             if part == "inputs":
                 name = f"input {features[j]!r}" if j < len(features) else f"input feature {j}"
             else:
                 name = "target" if len(means) == 1 else f"target {j}"
             size = max(abs(mean), std)
-            text = f"{name} has mean {_num(mean)}, std {_num(std)}"
+            text = f"{name} has mean {num(mean)}, std {num(std)}"
             if size > UNSCALED_FOUND or 0 < std < UNSCALED_TINY_STD:
                 found.append(text)
             elif size > UNSCALED_SUSPECT or 0 < std < UNSCALED_SMALL_STD:
@@ -1079,7 +786,7 @@ def check_unscaled_data(records: RunRecords) -> Finding:
         return _finding(
             "unscaled_data",
             "found",
-            f"data is unscaled (--no-scale) and {'; '.join(found)} — far from O(1) (limit {_num(UNSCALED_FOUND)})",
+            f"data is unscaled (--no-scale) and {'; '.join(found)} — far from O(1) (limit {num(UNSCALED_FOUND)})",
             "drop --no-scale",
             **numbers,
         )
@@ -1097,7 +804,7 @@ def check_unscaled_data(records: RunRecords) -> Finding:
 def check_underfitting(records: RunRecords) -> Finding:
     curve = _curve(records)
     baseline, baseline_text = _baseline(records)
-    h = _hyper(records)
+    h = run_records.hyper(records)
     final = float(curve[-1]) if curve.size else math.nan
     ratio = final / baseline if baseline > 0 else math.nan
     quarter = float(curve[(3 * len(curve)) // 4 - 1]) if len(curve) >= 4 else math.nan
@@ -1114,8 +821,8 @@ def check_underfitting(records: RunRecords) -> Finding:
         "num_layers": h["num_layers"],
     }
     evidence = (
-        f"final training loss {_num(final)} is {_times(ratio)} the baseline {baseline_text}; "
-        f"last val loss {_num(final_val)}"
+        f"final training loss {num(final)} is {times(ratio)} the baseline {baseline_text}; "
+        f"last val loss {num(final_val)}"
     )
     # double the width, but at least to lstm-train's default of 32, which fits every bundled dataset
     remedy = f"--hidden-size {max(2 * h['hidden_size'], UNDERFIT_MIN_HIDDEN)}"
@@ -1158,7 +865,7 @@ def check_overfitting(records: RunRecords) -> Finding:
     best_epoch = int(epochs[int(np.argmin(val))])  # ... the remedy stops at the best single epoch
     rise = float(sval[-1] / sval[best]) if sval[best] > 0 else math.inf
     train_fall = float(strain[-1] / strain[best]) if strain[best] > 0 else math.inf
-    h = _hyper(records)
+    h = run_records.hyper(records)
     numbers = {
         "best_epoch": best_epoch,
         "best_val_loss": float(np.min(val)),
@@ -1170,16 +877,16 @@ def check_overfitting(records: RunRecords) -> Finding:
         "train_ratio": train_fall,
     }
     evidence = (
-        f"val loss was lowest ({_num(np.min(val))}) at epoch {best_epoch}; averaged over {OVERFIT_SMOOTH} "
-        f"epochs it ends at {_num(sval[-1])}, {_times(rise)} its best average {_num(sval[best])}, while the "
-        f"train loss average went {_num(strain[best])} → {_num(strain[-1])}"
+        f"val loss was lowest ({num(np.min(val))}) at epoch {best_epoch}; averaged over {OVERFIT_SMOOTH} "
+        f"epochs it ends at {num(sval[-1])}, {times(rise)} its best average {num(sval[best])}, while the "
+        f"train loss average went {num(strain[best])} → {num(strain[-1])}"
     )
     remedy = f"--epochs {best_epoch}"
     decay = h["weight_decay"] * 10 if h["weight_decay"] > 0 else 1e-4
     if h["num_layers"] > 1:
-        remedy += f" and --dropout {_flag(max(0.2, min(0.5, h['dropout'] + 0.2)))}"
+        remedy += f" and --dropout {flag_value(max(0.2, min(0.5, h['dropout'] + 0.2)))}"
     else:  # nn.LSTM's dropout acts between layers only, so with one layer use weight decay / a smaller model
-        remedy += f" and --weight-decay {_flag(decay)} or --hidden-size {max(1, h['hidden_size'] // 2)}"
+        remedy += f" and --weight-decay {flag_value(decay)} or --hidden-size {max(1, h['hidden_size'] // 2)}"
     if h["train_split"] is not None and h["train_split"] < OVERFIT_SMALL_SPLIT:
         # no regulariser replaces data: on the zoo's 5 % digits split they recover little of the gap
         remedy = f"--splits 0.7,0.15,0.15 (only {h['train_split']:.0%} of the samples train); else {remedy}"
@@ -1192,7 +899,7 @@ def check_overfitting(records: RunRecords) -> Finding:
         evidence += f"; a climb of only {climb:.2g}× the baseline: noise of the val split near the floor"
         return _finding("overfitting", "ok", evidence, **numbers)
     if gap < OVERFIT_GAP:
-        evidence += f"; but val ends below train ({_times(gap)}), so the model does not fit its training data better"
+        evidence += f"; but val ends below train ({times(gap)}), so the model does not fit its training data better"
         status = "suspect" if rise >= OVERFIT_RISE and falling else "ok"
         return _finding("overfitting", status, evidence, remedy if status == "suspect" else "", **numbers)
     if rise >= OVERFIT_RISE and falling:
@@ -1252,7 +959,7 @@ def diagnose(records: RunRecords) -> Diagnosis:
     notes = []
     if records.num_steps and not np.isfinite(records.loss[0]):
         notes.append(
-            f"the loss was {_num(records.loss[0])} at step {int(records.step[0])}, before any parameter "
+            f"the loss was {num(records.loss[0])} at step {int(records.step[0])}, before any parameter "
             "update: no training dynamic explains that; check the data for nan/inf values"
         )
     short = _too_short(records)
@@ -1260,7 +967,7 @@ def diagnose(records: RunRecords) -> Diagnosis:
     if short and not found and under.status == "suspect" and under.numbers["loss_to_baseline"] >= HIGH_LOSS_RATIO:
         # a high loss that only the run's length keeps from a verdict: the run is not healthy either
         notes.append(
-            f"{short[0]} why the loss is still {_times(under.numbers['loss_to_baseline'])} the baseline; "
+            f"{short[0]} why the loss is still {times(under.numbers['loss_to_baseline'])} the baseline; "
             f"train longer: {short[1]}"
         )
     curve = _curve(records)
@@ -1268,7 +975,7 @@ def diagnose(records: RunRecords) -> Diagnosis:
     summary = records.summary or {}
     context = {
         "backend": summary.get("backend") or (records.config or {}).get("backend"),
-        "task": _task(records),
+        "task": run_records.task(records),
         "steps": records.num_steps,
         "epochs": int(records.epoch.max()),
         "final_train_loss": float(curve[-1]) if curve.size else math.nan,
@@ -1283,56 +990,3 @@ def diagnose(records: RunRecords) -> Diagnosis:
         notes=tuple(notes),
         context=context,
     )
-
-
-# ------------------------------------------------------------------------------------------------- output
-def to_json(diagnosis: Diagnosis) -> dict:
-    """A JSON-ready dict (no NaN/inf floats): causes (roots first), healthy, notes and every finding."""
-    return jsonable(
-        {
-            "run_dir": diagnosis.run_dir,
-            "healthy": diagnosis.healthy,
-            "causes": list(diagnosis.causes),
-            "notes": list(diagnosis.notes),
-            "context": diagnosis.context,
-            "findings": {
-                f.cause: {
-                    "status": f.status,
-                    "evidence": f.evidence,
-                    "remedy": f.remedy,
-                    "consequence_of": list(f.consequence_of),
-                    "numbers": f.numbers,
-                }
-                for f in diagnosis.findings
-            },
-        }
-    )
-
-
-def format_report(diagnosis: Diagnosis) -> str:
-    """A terminal report: the verdict, each found cause with evidence and fix, then suspects, then the rest."""
-    c = diagnosis.context
-    lines = [
-        f"Diagnosis of {diagnosis.run_dir} ({c.get('backend') or '?'}, {c.get('task')}, {c.get('steps')} "
-        f"steps, {c.get('epochs')} epochs; final training loss {_num(c.get('final_train_loss', math.nan))}, "
-        f"baseline {c.get('baseline_meaning')})"
-    ]
-    if diagnosis.healthy:
-        lines.append("Healthy: no cause found.")
-    elif diagnosis.causes:
-        lines.append(f"Cause{'s' if len(diagnosis.causes) > 1 else ''} found: {', '.join(diagnosis.causes)}")
-    for note in diagnosis.notes:
-        lines.append(f"Note: {note}")
-    by_cause = {f.cause: f for f in diagnosis.findings}
-    for cause in diagnosis.causes:
-        f = by_cause[cause]
-        lines += [f"  [found]   {cause}: {f.evidence}", f"            fix: {f.remedy}"]
-    for f in diagnosis.findings:
-        if f.status == "suspect":
-            lines.append(f"  [suspect] {f.cause}: {f.evidence}")
-            if f.remedy:
-                lines.append(f"            if so: {f.remedy}")
-    fine = [f.cause for f in diagnosis.findings if f.status == "ok"]
-    if fine:
-        lines.append(f"  [ok]      {', '.join(fine)}")
-    return "\n".join(lines)

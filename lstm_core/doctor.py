@@ -1,8 +1,9 @@
 """`lstm-doctor RUN_DIR`: why is my loss not decreasing? The verdict on a run directory's records.
 
 It reads what `lstm-train` (either backend) or a plain-loop recorder (`lstm_torch.recorder`,
-`lstm_jax.recorder`) wrote, runs the rules of `lstm_core.diagnosis`, and prints for each cause ok / suspect /
-found with the evidence in numbers and the fix as `lstm-train` flags; `--json` prints the same as JSON.
+`lstm_jax.recorder`) wrote (`lstm_core.run_records`), runs the rules of `lstm_core.diagnosis`, and prints
+(`lstm_core.diagnosis_report`) for each cause ok / suspect / found with the evidence in numbers and the fix
+as `lstm-train` flags; `--json` prints the same as JSON.
 
 Exit status: 0 healthy, 3 a cause was found (or the run is otherwise unhealthy, e.g. a non-finite loss
 before the first update, or a run too short to judge that ends with a high loss), 2 the records cannot be
@@ -18,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from lstm_core import diagnosis
+from lstm_core import diagnosis, diagnosis_report, run_records
 
 EXIT_HEALTHY = 0
 EXIT_UNREADABLE = 2
@@ -32,13 +33,13 @@ def exit_code(result: diagnosis.Diagnosis) -> int:
 def report(run_dir: str | Path, as_json: bool = False) -> tuple[str, int]:
     """The doctor's text (or JSON) for `run_dir` and its exit status (0 healthy, 3 cause found).
 
-    Raises `diagnosis.RunRecordsError` when the records are missing, truncated or not a run's.
+    Raises `run_records.RunRecordsError` when the records are missing, truncated or not a run's.
     """
-    result = diagnosis.diagnose(diagnosis.load_run(run_dir))
+    result = diagnosis.diagnose(run_records.load_run(run_dir))
     if as_json:
-        text = json.dumps(diagnosis.to_json(result), indent=2, allow_nan=False, ensure_ascii=False)
+        text = json.dumps(diagnosis_report.to_json(result), indent=2, allow_nan=False, ensure_ascii=False)
     else:
-        text = diagnosis.format_report(result)
+        text = diagnosis_report.format_report(result)
     return text, exit_code(result)
 
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         text, code = report(args.run_dir, as_json=args.json)
-    except diagnosis.RunRecordsError as error:
+    except run_records.RunRecordsError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
     try:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_core import data as datasets
-from lstm_core import diagnosis
+from lstm_core import diagnosis, run_records
 from lstm_core import weights as weights_io
 from lstm_core.config import comma_separated
 from lstm_core.convert import scaler_record
@@ -267,7 +267,7 @@ def train_run(flags: Sequence[str], backend: str, run_dir: Path) -> RunResult:
     started = time.perf_counter()
     summary = train(config_from_args(args), run_dir, progress=False)
     seconds = time.perf_counter() - started
-    return RunResult(list(flags), run_dir, diagnosis.diagnose(diagnosis.load_run(run_dir)), summary, seconds)
+    return RunResult(list(flags), run_dir, diagnosis.diagnose(run_records.load_run(run_dir)), summary, seconds)
 
 
 def run_scenario(scenario: Scenario, backend: str, work: Path) -> ScenarioResult:
@@ -287,7 +287,7 @@ def run_scenario(scenario: Scenario, backend: str, work: Path) -> ScenarioResult
 COLOURS = {"broken": "tab:red", "remedied": "tab:blue"}
 
 
-def _clip_level(records: diagnosis.RunRecords) -> float | None:
+def _clip_level(records: run_records.RunRecords) -> float | None:
     clipping = (records.config or {}).get("clipping") or {}
     return float(clipping["max_norm"]) if clipping.get("enabled") else None
 
@@ -311,7 +311,7 @@ def plot_scenario(results: Sequence[ScenarioResult], path: Path) -> None:
         runs = {k: v for k, v in runs.items() if v is not None}
         loss_ax, grad_ax, *heat_axes = row
         for which, run in runs.items():
-            records = diagnosis.load_run(run.run_dir)
+            records = run_records.load_run(run.run_dir)
             label = which if scenario.cause else "run"
             verdict = ", ".join(run.diagnosis.causes) or "healthy"
             loss_ax.plot(records.step, _positive(records.loss), color=COLOURS[which], alpha=0.35, lw=0.8)
@@ -338,7 +338,7 @@ def plot_scenario(results: Sequence[ScenarioResult], path: Path) -> None:
             if run is None:
                 ax.axis("off")
                 continue
-            flow = diagnosis.load_run(run.run_dir).grad_flow
+            flow = run_records.load_run(run.run_dir).grad_flow
             if flow is None:
                 ax.axis("off")
                 continue

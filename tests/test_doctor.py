@@ -15,6 +15,7 @@ import pytest
 from test_diagnosis import healthy_grads, healthy_loss, write_run
 
 from lstm_core import diagnosis, doctor
+from lstm_core.diagnosis_report import format_report
 from lstm_core.records import RecordsWriter
 
 
@@ -194,5 +195,5 @@ def test_defaults_raise_no_alarm(tmp_path, backend, dataset, seed):
     from lstm_core.zoo import train_run
 
     run = train_run(["--dataset", dataset, "--seed", str(seed)], backend, tmp_path / "run")
-    assert run.diagnosis.causes == (), diagnosis.format_report(run.diagnosis)
+    assert run.diagnosis.causes == (), format_report(run.diagnosis)
     assert run.diagnosis.healthy

@@ -14,6 +14,7 @@ import pytest
 from lstm_core import diagnosis, doctor
 from lstm_core.recorder import RunRecorder, clip_factors, data_stats
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
+from lstm_core.run_records import load_run
 
 
 def toy_data(rng, n=64, T=6, F=2):
@@ -34,7 +35,7 @@ def check_lstm_train_layout(run_dir, param_names, steps, epochs):
     assert [int(row[0]) for row in step_rows[1:]] == list(range(1, steps + 1))
     assert read_csv(run_dir / "epochs.csv")[0] == list(EPOCH_FIELDS)
     assert len(read_csv(run_dir / "epochs.csv")) == epochs + 1
-    records = diagnosis.load_run(run_dir)
+    records = load_run(run_dir)
     assert records.num_steps == steps
     return records
 
@@ -161,7 +162,7 @@ def test_torch_recorder_reads_the_scheduled_lr_and_no_clipping(tmp_path):
         loss.backward()
         recorder.step(loss)
     recorder.end_epoch(1.0)
-    records = diagnosis.load_run(tmp_path)
+    records = load_run(tmp_path)
     np.testing.assert_array_equal(records.lr, [0.1, 0.05])
     np.testing.assert_array_equal(records.clip_factor, [1.0, 1.0])  # max_norm=None: the loop does not clip
     assert records.config["clipping"]["enabled"] is False
@@ -180,7 +181,7 @@ def test_torch_recorder_needs_a_hidden_size_without_an_lstm(tmp_path):
 
 def test_torch_recorder_marks_a_nonfinite_loss(tmp_path):
     _, _ = torch_loop(tmp_path / "run", epochs=1, loss_at=2)
-    records = diagnosis.load_run(tmp_path / "run")
+    records = load_run(tmp_path / "run")
     assert np.isnan(records.loss[2])
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["stopped_nonfinite"] is True
 
@@ -289,7 +290,7 @@ def test_step_refuses_a_hidden_grad_norms_shape_at_once(tmp_path, backend):
         step(hidden_grad_norms=np.ones((2, 10)))
     step(hidden_grad_norms=np.full((1, 10), 2.0))
     recorder.end_epoch(1.0)  # the refused steps left nothing behind: two steps, both probed, one width
-    records = diagnosis.load_run(tmp_path)
+    records = load_run(tmp_path)
     assert records.num_steps == 2 and records.grad_flow.norms.shape == (2, 10)
 
 
@@ -319,7 +320,7 @@ def test_torch_step_takes_a_python_float_loss(tmp_path):
     step()  # a tensor loss, then a float one: both land in the same epoch
     recorder.step(0.25)
     recorder.end_epoch(1.0)
-    np.testing.assert_array_equal(diagnosis.load_run(tmp_path).loss, [0.5, 0.25])
+    np.testing.assert_array_equal(load_run(tmp_path).loss, [0.5, 0.25])
 
 
 def test_unscaled_data_baseline_is_the_targets_variance(tmp_path):
@@ -332,7 +333,7 @@ def test_unscaled_data_baseline_is_the_targets_variance(tmp_path):
     recorder.end_epoch(1.0)
     stats = json.loads((tmp_path / "data_stats.json").read_text())
     assert stats["scaled"] is False
-    baseline = diagnosis.diagnose(diagnosis.load_run(tmp_path)).context["baseline"]
+    baseline = diagnosis.diagnose(load_run(tmp_path)).context["baseline"]
     assert baseline == pytest.approx(y.var(), rel=1e-12)  # float64 stats of the same array
 
 

@@ -13,6 +13,8 @@ from test_diagnosis import healthy_grads, healthy_loss, write_run
 
 from lstm_core import diagnosis, zoo
 from lstm_core.cli import build_parser, config_from_args
+from lstm_core.diagnosis_report import format_report
+from lstm_core.run_records import load_run
 
 SCENARIOS = {s.name: s for s in zoo.SCENARIOS}
 
@@ -75,7 +77,7 @@ def synthetic_result(tmp_path, name, backend, rng, cause_loss=0.9):
     fixed_dir = write_run(tmp_path / name / backend / "remedied", healthy_loss(n, rng), healthy_grads(n, rng))
     runs = []
     for path in (broken_dir, fixed_dir):
-        d = diagnosis.diagnose(diagnosis.load_run(path))
+        d = diagnosis.diagnose(load_run(path))
         runs.append(zoo.RunResult([], path, d, json.loads((path / "summary.json").read_text()), 1.0))
     return zoo.ScenarioResult(SCENARIOS[name], backend, *runs)
 
@@ -153,4 +155,4 @@ def test_lr_too_low_end_to_end(tmp_path):
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario_is_diagnosed_as_its_cause_and_remedied(tmp_path, name, backend):
     result = zoo.run_scenario(SCENARIOS[name], backend, tmp_path)
-    assert result.problems() == [], diagnosis.format_report(result.broken.diagnosis)
+    assert result.problems() == [], format_report(result.broken.diagnosis)

@@ -1,0 +1,288 @@
+"""A run directory's records read back for the doctor: the files `lstm_core.records` writes, as numpy arrays.
+
+`load_run(run_dir)` reads steps.csv, epochs.csv, grad_flow.csv when recorded, and data_stats.json /
+config.json / summary.json when present. A directory that is missing, is not a run, or holds missing,
+truncated or malformed records raises one `RunRecordsError` that names the file, the line or field, and what
+is wrong; every JSON field the rules convert is checked here, at load, so a rule never meets a bad one.
+numpy and the standard library only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
+from lstm_core.textfile import read_text
+
+
+class RunRecordsError(ValueError):
+    """A run directory is missing, is not a run, or holds missing, truncated or malformed records."""
+
+
+@dataclass(frozen=True)
+class GradFlow:
+    """grad_flow.csv: `norms[i, t]` = ‖dL/dh_t‖ of layer `layer[i]` at optimizer step `step[i]`."""
+
+    step: np.ndarray  # (R,) int
+    layer: np.ndarray  # (R,) int
+    norms: np.ndarray  # (R, T) float
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    run_dir: Path
+    step: np.ndarray  # (S,) int, 1-based global optimizer step
+    epoch: np.ndarray  # (S,) int, 1-based
+    loss: np.ndarray  # (S,) float, may hold nan/inf
+    grad_norm: np.ndarray  # (S,) float, global L2 norm before clipping
+    clip_factor: np.ndarray  # (S,) float in (0, 1]
+    lr: np.ndarray  # (S,) float
+    param_grad_norms: dict[str, np.ndarray]  # torch parameter name -> (S,)
+    epochs: dict[str, np.ndarray]  # EPOCH_FIELDS -> (E,) arrays (E may be 0)
+    grad_flow: GradFlow | None = None
+    data_stats: dict | None = None
+    config: dict | None = None
+    summary: dict | None = None
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.step)
+
+
+NOT_A_RECORD = "the file is corrupt or not written by lstm-train"
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+    name = path.name
+    reader = csv.reader(io.StringIO(read_text(path, RunRecordsError, NOT_A_RECORD), newline=""))
+    lines = [(i, row) for i, row in enumerate(reader, start=1) if row]
+    if not lines:
+        raise RunRecordsError(
+            f"{name} in {str(path.parent)!r} is empty (no header): the file is truncated "
+            "or the run was interrupted before it wrote anything"
+        )
+    header = [h.strip() for h in lines[0][1]]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise RunRecordsError(
+            f"{name} header lacks required column(s) {', '.join(missing)} "
+            f"(found: {', '.join(header)}); the file is truncated or not written by lstm-train"
+        )
+    rows = []
+    for line, row in lines[1:]:
+        if len(row) != len(header):
+            raise RunRecordsError(
+                f"{name} line {line} has {len(row)} fields, the header has {len(header)}: "
+                "the file is truncated or corrupt"
+            )
+        rows.append(row)
+    return header, rows
+
+
+def _column(name: str, header: list[str], rows: list[list[str]], column: str, kind=float) -> np.ndarray:
+    j = header.index(column)
+    out = np.empty(len(rows), dtype=np.float64 if kind is float else np.int64)
+    for i, row in enumerate(rows):
+        text = row[j].strip()
+        try:
+            out[i] = (float(text) if text else math.nan) if kind is float else int(float(text))
+        except (ValueError, OverflowError):
+            raise RunRecordsError(
+                f"{name} line {i + 2}, column {column!r}: {row[j]!r} is not a "
+                f"{'number' if kind is float else 'whole number'}"
+            ) from None
+    return out
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(read_text(path, RunRecordsError, NOT_A_RECORD))
+    except json.JSONDecodeError as error:
+        raise RunRecordsError(
+            f"{path.name} is not valid JSON ({error.msg} at line {error.lineno}): the file is truncated or corrupt"
+        ) from None
+    if not isinstance(value, dict):
+        raise RunRecordsError(f"{path.name} must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+# records.jsonable writes a non-finite float as its str(); data statistics of raw data may hold them
+NONFINITE_TEXT = ("nan", "inf", "-inf")
+
+
+def _record_number(value: Any, where: str, *, count: bool = False, finite: bool = True) -> float | int:
+    """A number read from a JSON record, or RunRecordsError naming `where` ("config.json: model.hidden_size").
+
+    `count`: a positive whole number (a size, a number of epochs), returned as int. `finite=False` also
+    accepts nan and inf, as records.jsonable writes them. A bool is not a number here.
+    """
+    if value in NONFINITE_TEXT and not finite:
+        return float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        if not count:
+            return float(value)
+        if value > 0 and float(value).is_integer():
+            return int(value)
+    kind = "a positive whole number" if count else "a number"
+    raise RunRecordsError(f"{where} must be {kind}, got {value!r}; {NOT_A_RECORD}")
+
+
+def _record_numbers(value: Any, where: str) -> np.ndarray:
+    """A JSON list of numbers (null, nan and inf allowed: statistics of raw data) as a float array."""
+    if value is None:
+        return np.array([])
+    if not isinstance(value, list):
+        raise RunRecordsError(f"{where} must be a list of numbers, got {value!r}; {NOT_A_RECORD}")
+    return np.array(
+        [math.nan if v is None else _record_number(v, f"{where}[{j}]", finite=False) for j, v in enumerate(value)],
+        dtype=np.float64,
+    )
+
+
+def load_run(run_dir: str | Path) -> RunRecords:
+    """Read a run directory written by lstm-train (either backend) into numpy arrays and dicts."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunRecordsError(f"run directory {str(run_dir)!r} does not exist")
+    if not run_dir.is_dir():
+        raise RunRecordsError(f"{str(run_dir)!r} is a file, not a run directory; pass the --out directory")
+    steps_path, epochs_path = run_dir / "steps.csv", run_dir / "epochs.csv"
+    if not steps_path.exists() and not epochs_path.exists():
+        raise RunRecordsError(
+            f"{str(run_dir)!r} is not a run directory: it has no steps.csv or epochs.csv; "
+            "pass the directory lstm-train wrote (its --out)"
+        )
+    for path in (steps_path, epochs_path):
+        if not path.exists():
+            raise RunRecordsError(f"run directory {str(run_dir)!r} lacks {path.name}; the run is incomplete")
+
+    header, rows = _read_csv(steps_path, STEP_FIELDS)
+    if not rows:
+        raise RunRecordsError(
+            f"steps.csv in {str(run_dir)!r} has a header but no rows: the run recorded zero "
+            "optimizer steps (it stopped before its first epoch ended); nothing to diagnose"
+        )
+    cols = {c: _column("steps.csv", header, rows, c, int if c in ("step", "epoch") else float) for c in STEP_FIELDS}
+    params = {c.split(":", 1)[1]: _column("steps.csv", header, rows, c) for c in header if c.startswith("grad_norm:")}
+
+    e_header, e_rows = _read_csv(epochs_path, EPOCH_FIELDS)
+    epochs = {c: _column("epochs.csv", e_header, e_rows, c, int if c == "epoch" else float) for c in EPOCH_FIELDS}
+
+    grad_flow = None
+    flow_path = run_dir / "grad_flow.csv"
+    if flow_path.exists():
+        f_header, f_rows = _read_csv(flow_path, ("step", "layer", "t0"))
+        times = [c for c in f_header if c not in ("step", "layer")]
+        if times != [f"t{t}" for t in range(len(times))]:
+            raise RunRecordsError(f"grad_flow.csv time columns must be t0, t1, ... in order, got {', '.join(times)}")
+        if f_rows:
+            grad_flow = GradFlow(
+                step=_column("grad_flow.csv", f_header, f_rows, "step", int),
+                layer=_column("grad_flow.csv", f_header, f_rows, "layer", int),
+                norms=np.stack([_column("grad_flow.csv", f_header, f_rows, c) for c in times], axis=1),
+            )
+    records = RunRecords(
+        run_dir=run_dir,
+        **cols,
+        param_grad_norms=params,
+        epochs=epochs,
+        grad_flow=grad_flow,
+        data_stats=_read_json(run_dir / "data_stats.json"),
+        config=_read_json(run_dir / "config.json"),
+        summary=_read_json(run_dir / "summary.json"),
+    )
+    # every JSON field the rules convert is read once here, so that a malformed one fails at load
+    hyper(records)
+    num_classes(records)
+    for part in ("inputs", "targets"):
+        column_stats(records, part)
+    return records
+
+
+def _section(records: RunRecords, name: str) -> dict:
+    value = (records.config or {}).get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def task(records: RunRecords) -> str:
+    """ "regression" or "classification": as data_stats.json or summary.json says, else config.json's head or
+    dataset, else regression."""
+    for source in (records.data_stats or {}, records.summary or {}):
+        if source.get("task") in ("regression", "classification"):
+            return source["task"]
+    head = _section(records, "model").get("head")
+    if head in ("regression", "classification"):
+        return head
+    if _section(records, "data").get("dataset") == "digits" or (records.summary or {}).get("num_classes"):
+        return "classification"
+    return "regression"
+
+
+def scaled(records: RunRecords) -> bool | None:
+    """Whether the model was fed standardised inputs and targets; None when the records do not say."""
+    stats = records.data_stats or {}
+    if isinstance(stats.get("scaled"), bool):
+        return stats["scaled"]
+    scale = _section(records, "data").get("scale")
+    return scale if isinstance(scale, bool) else None
+
+
+def num_classes(records: RunRecords) -> int | None:
+    """summary.json's number of classes; None for regression or when absent."""
+    classes = (records.summary or {}).get("num_classes")
+    return None if classes is None else _record_number(classes, "summary.json: num_classes", count=True)
+
+
+def column_stats(records: RunRecords, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """data_stats.json's per-column raw mean and std of `part` ("inputs" or "targets"); empty when absent."""
+    block = (records.data_stats or {}).get(part)
+    if not isinstance(block, dict):
+        return np.array([]), np.array([])
+    means, stds = (_record_numbers(block.get(k), f"data_stats.json: {part}.{k}") for k in ("mean", "std"))
+    return means, stds
+
+
+def _setting(records: RunRecords, key: str, default: Any, *, count: bool = False) -> Any:
+    """config.json's `section.field` as a number; `default` when it is absent or null."""
+    section, name = key.split(".")
+    value = _section(records, section).get(name)
+    return default if value is None else _record_number(value, f"config.json: {key}", count=count)
+
+
+def hyper(records: RunRecords) -> dict[str, Any]:
+    """The settings the rules use, from config.json, or from the steps' own values where it is silent."""
+    enabled = _section(records, "clipping").get("enabled")
+    if not isinstance(enabled, bool):  # unknown: infer from the records (clipping changed some step)
+        enabled = bool(np.any(records.clip_factor[np.isfinite(records.clip_factor)] < 1.0))
+    features = _section(records, "data").get("features") or []
+    if not isinstance(features, list):
+        raise RunRecordsError(
+            f"config.json: data.features must be a list of column names, got {features!r}; {NOT_A_RECORD}"
+        )
+    splits = _section(records, "data").get("splits")
+    train_split = None  # the training fraction, when the config holds three splits
+    if isinstance(splits, list) and len(splits) == 3:
+        train_split = _record_number(splits[0], "config.json: data.splits[0]")
+    return {
+        "lr": _setting(records, "optimizer.lr", float(records.lr[0])),
+        "hidden_size": _setting(records, "model.hidden_size", 32, count=True),
+        "num_layers": _setting(records, "model.num_layers", 1, count=True),
+        "dropout": _setting(records, "model.dropout", 0.0),
+        "weight_decay": _setting(records, "optimizer.weight_decay", 0.0),
+        "clipping": enabled,
+        "max_norm": _setting(records, "clipping.max_norm", 0.0) or 1.0,  # 0: clipping off, write 1.0 as the fix
+        "window": _setting(records, "data.window", None, count=True),
+        "epochs": _setting(records, "training.epochs", None, count=True) or int(records.epoch.max()),
+        "features": features,
+        "train_split": train_split,
+    }

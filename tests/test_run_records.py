@@ -1,0 +1,137 @@
+"""lstm_core.run_records: a run directory read back into arrays, and one RunRecordsError naming the file and
+what is wrong for directories that are missing, not a run's, truncated or malformed (synthetic run
+directories written with the real RecordsWriter)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from test_diagnosis import PARAMS, healthy_grads, healthy_loss, rewrite_json, write_run
+
+from lstm_core.records import RecordsWriter
+from lstm_core.run_records import RunRecordsError, load_run
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_load_run_parses_nonfinite_values(tmp_path, rng):
+    n = 50
+    loss = healthy_loss(n, rng)
+    loss[40], loss[41], loss[42] = np.inf, -np.inf, np.nan
+    records = load_run(write_run(tmp_path / "r", loss, healthy_grads(n, rng)))
+    assert records.num_steps == 50
+    assert records.loss[40] == np.inf and records.loss[41] == -np.inf and np.isnan(records.loss[42])
+    assert records.step[0] == 1 and records.epoch[-1] == 2
+    assert set(records.param_grad_norms) == set(PARAMS)
+    assert records.grad_flow is not None and records.grad_flow.norms.shape == (5, 20)
+    assert records.config["model"]["hidden_size"] == 32
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(RunRecordsError, match="does not exist"):
+        load_run(tmp_path / "nope")
+
+
+def test_file_instead_of_directory(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(RunRecordsError, match="is a file, not a run directory"):
+        load_run(tmp_path / "f.txt")
+
+
+def test_not_a_run(tmp_path):
+    with pytest.raises(RunRecordsError, match=re.escape("not a run directory: it has no steps.csv or epochs.csv")):
+        load_run(tmp_path)
+
+
+def test_missing_epochs_csv(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "epochs.csv").unlink()
+    with pytest.raises(RunRecordsError, match=re.escape("lacks epochs.csv")):
+        load_run(path)
+
+
+def test_truncated_row(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    text = (path / "steps.csv").read_text().rstrip("\n")
+    (path / "steps.csv").write_text(text.rsplit(",", 3)[0] + "\n")  # the last row lost 3 fields
+    with pytest.raises(
+        RunRecordsError, match=re.escape("steps.csv line 51 has 9 fields, the header has 12: the file is truncated")
+    ):
+        load_run(path)
+
+
+def test_header_missing_columns(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "epochs.csv").read_text().splitlines()
+    (path / "epochs.csv").write_text(
+        "\n".join(
+            ["epoch,train_loss,lr,seconds"]
+            + [",".join(line.split(",")[:2] + line.split(",")[3:]) for line in lines[1:]]
+        )
+        + "\n"
+    )
+    with pytest.raises(RunRecordsError, match=re.escape("epochs.csv header lacks required column")):
+        load_run(path)
+
+
+def test_empty_steps_file(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "steps.csv").write_text("")
+    with pytest.raises(RunRecordsError, match=r"steps\.csv .* is empty"):
+        load_run(path)
+
+
+def test_zero_steps(tmp_path):
+    RecordsWriter(tmp_path / "r", PARAMS)  # writes only the headers, as a run that stopped in epoch 1
+    with pytest.raises(RunRecordsError, match="zero optimizer steps"):
+        load_run(tmp_path / "r")
+
+
+def test_not_a_number(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "steps.csv").read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[2] = "oops"
+    lines[3] = ",".join(fields)
+    (path / "steps.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunRecordsError, match=re.escape("steps.csv line 4, column 'loss': 'oops' is not a number")):
+        load_run(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("config.json", lambda r: r["model"].update(hidden_size="big"), "model.hidden_size must be a positive whole"),
+        ("config.json", lambda r: r["model"].update(hidden_size=-4), "model.hidden_size must be a positive whole"),
+        ("config.json", lambda r: r["model"].update(num_layers=True), "model.num_layers must be a positive whole"),
+        ("config.json", lambda r: r["model"].update(dropout=[0.1]), "model.dropout must be a number"),
+        ("config.json", lambda r: r["optimizer"].update(lr="0.01"), "optimizer.lr must be a number, got '0.01'"),
+        ("config.json", lambda r: r["optimizer"].update(weight_decay="nan"), "optimizer.weight_decay must be a"),
+        ("config.json", lambda r: r["clipping"].update(max_norm={}), "clipping.max_norm must be a number"),
+        ("config.json", lambda r: r["training"].update(epochs=2.5), "training.epochs must be a positive whole"),
+        ("config.json", lambda r: r["data"].update(window="20"), "data.window must be a positive whole number"),
+        ("config.json", lambda r: r["data"].update(splits=["a", 0.2, 0.1]), "data.splits[0] must be a number"),
+        ("config.json", lambda r: r["data"].update(features=5), "data.features must be a list of column names"),
+        ("data_stats.json", lambda r: r["inputs"].update(mean="x"), "inputs.mean must be a list of numbers, got 'x'"),
+        ("data_stats.json", lambda r: r["targets"].update(std=[1, "x"]), "targets.std[1] must be a number, got 'x'"),
+        ("summary.json", lambda r: r.update(num_classes="ten"), "num_classes must be a positive whole number"),
+    ],
+)
+def test_malformed_record_field_names_the_file_and_field(tmp_path, rng, name, edit, message):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng), scaled=False)
+    rewrite_json(path, name, edit)
+    with pytest.raises(RunRecordsError, match=re.escape(f"{name}: {message}")) as error:
+        load_run(path)
+    assert str(error.value).endswith("; the file is corrupt or not written by lstm-train")
+
+
+def test_truncated_json(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "summary.json").write_text('{"backend": "torch", "steps": ')
+    with pytest.raises(RunRecordsError, match=re.escape("summary.json is not valid JSON")):
+        load_run(path)
