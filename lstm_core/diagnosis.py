@@ -322,12 +322,11 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
     before = records.loss[max(0, spike_i - EXPLODE_DAMAGE_WINDOW) : spike_i]
     before = before[np.isfinite(before)]
     recovered = bool(jumped and before.size and final <= np.median(before))
-    hyper = run_records.hyper(records)
     high = bool(loss_bad is None and baseline > 0 and final >= HIGH_LOSS_RATIO * baseline)
     weak_fit = bool(loss_bad is None and baseline > 0 and final >= UNDERFIT_SUSPECT_RATIO * baseline)
     # an unclipped spike lands in Adam's second moment and shrinks every later update for ~1/(1 - beta2) =
     # 1000 steps: when the run then ends with a high loss, the spike stalled it
-    stalled = spike_found and not hyper["clipping"] and high and not diverged_after_spike
+    stalled = spike_found and not records.settings.clipping and high and not diverged_after_spike
     damaged = spike_found and (diverged_after_spike or (jumped and not recovered) or stalled)
     growth, growth_layer, growth_reach = _flow_growth(records)
 
@@ -349,8 +348,8 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
         "nonfinite_loss_value": float(records.loss[loss_bad]) if loss_bad is not None else None,
         "overflow_step": int(records.step[overflow]) if overflow is not None else None,
         "tiny_clip_fraction": tiny_fraction,
-        "clipping": hyper["clipping"],
-        "max_norm": hyper["max_norm"],
+        "clipping": records.settings.clipping,
+        "max_norm": records.settings.max_norm,
         "spike_found": spike_found,
         "diverged_after_spike": diverged_after_spike,
         "loss_jump": damage,
@@ -429,7 +428,7 @@ def _finding(cause, status, evidence, remedy="", **numbers) -> Finding:
 # --------------------------------------------------------------------------------------------------- rules
 def check_exploding_gradients(records: RunRecords) -> Finding:
     x = _explosion(records)
-    h = run_records.hyper(records)
+    settings = records.settings
     numbers = {
         k: x[k]
         for k in (
@@ -461,18 +460,18 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
     )
     ended = f"the loss ended at {num(x['final_loss'])}, {times(x['final_loss'] / x['baseline'])} the baseline"
     if x["clipping"]:
-        remedy = f"--lr {flag_value(h['lr'] / 10)} (keep --clip-norm {flag_value(h['max_norm'])})"
+        remedy = f"--lr {flag_value(settings.lr / 10)} (keep --clip-norm {flag_value(settings.max_norm)})"
     else:
         remedy = (
-            f"--clip-norm {flag_value(min(h['max_norm'], 1.0))} (clipping is off); if it persists also "
-            f"--lr {flag_value(h['lr'] / 10)}"
+            f"--clip-norm {flag_value(min(settings.max_norm, 1.0))} (clipping is off); if it persists also "
+            f"--lr {flag_value(settings.lr / 10)}"
         )
     flow_grows = x["flow_growth"] >= EXPLODE_FLOW_GROWTH
     if flow_grows:
         # truncate what backpropagation crosses to the steps over which the growth stays below the limit
         window = max(2, x["flow_growth_reach"])
         remedy = f"--window {window}" + (
-            "" if x["clipping"] else f" and --clip-norm {flag_value(min(h['max_norm'], 1.0))}"
+            "" if x["clipping"] else f" and --clip-norm {flag_value(min(settings.max_norm, 1.0))}"
         )
         remedy += f" (the gradient grows less than {num(EXPLODE_WINDOW_GROWTH)}× over the last {window} steps)"
     parts = []
@@ -539,15 +538,15 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
 
 def check_lr_too_high(records: RunRecords) -> Finding:
     x = _explosion(records)
-    h = run_records.hyper(records)
+    settings = records.settings
     curve = _curve(records)
     baseline, baseline_text = _baseline(records)
     numbers: dict[str, Any] = {
-        "lr": h["lr"],
+        "lr": settings.lr,
         "baseline": baseline,
         "first_nonfinite_loss_step": x["first_nonfinite_loss_step"],
     }
-    remedy = f"--lr {flag_value(h['lr'] / 10)}"
+    remedy = f"--lr {flag_value(settings.lr / 10)}"
     signatures, weak = [], []
     overshoot = False  # a divergence or a rebound: the weights moved, and too far (see diagnose)
     bad = x["first_nonfinite_loss_index"]
@@ -564,7 +563,7 @@ def check_lr_too_high(records: RunRecords) -> Finding:
             f"the loss became {num(x['nonfinite_loss_value'])} at step "
             f"{x['first_nonfinite_loss_step']} with no gradient spike before it (grad norm peaked at "
             f"{num(x['max_grad_norm'])} and never exceeded {times(x['spike_ratio'])} its recent "
-            f"median) at lr {num(h['lr'])}"
+            f"median) at lr {num(settings.lr)}"
         )
     if curve.size >= 2:
         lows = np.minimum.accumulate(curve)[:-1]  # lows[i-1] = lowest point before point i
@@ -624,7 +623,7 @@ def check_lr_too_high(records: RunRecords) -> Finding:
         return _finding("lr_too_high", "found", "; ".join(signatures), remedy, **numbers)
     if weak:
         return _finding("lr_too_high", "suspect", "; ".join(weak), remedy, **numbers)
-    evidence = f"no divergence or rebound of the loss at lr {num(h['lr'])}"
+    evidence = f"no divergence or rebound of the loss at lr {num(settings.lr)}"
     if numbers.get("rebound", 0.0) >= LR_HIGH_REBOUND:
         evidence += (
             f" (the loss went from {num(numbers['earlier_low'])} to {num(numbers['rebound_loss'])}, a climb of "
@@ -634,24 +633,24 @@ def check_lr_too_high(records: RunRecords) -> Finding:
 
 
 def check_lr_too_low(records: RunRecords) -> Finding:
-    h = run_records.hyper(records)
+    settings = records.settings
     curve = _curve(records)
     baseline, baseline_text = _baseline(records)
     lr = records.lr[np.isfinite(records.lr)]
     total = float(np.sum(lr))
-    travel = total * math.sqrt(h["hidden_size"])
+    travel = total * math.sqrt(settings.hidden_size)
     final = float(curve[-1]) if curve.size else math.nan
     ratio = final / baseline if baseline > 0 else math.nan
     # At least 10x, and as much as travel LR_LOW_TARGET_TRAVEL needs, not capped at 10x the current lr: the
     # zoo's lr_too_low run (lr 1e-5, 210 steps) trains at the 840x this gives (0.0084), while 10x leaves its
     # travel at 0.12, still too low. A 1-step run got lr 1.8 (diverges) from the step count, not the ratio;
     # MIN_JUDGED_STEPS now bounds the target at 10 / (MIN_JUDGED_STEPS·√H), 0.018 at H = 32.
-    suggested = max(10 * h["lr"], LR_LOW_TARGET_TRAVEL / (records.num_steps * math.sqrt(h["hidden_size"])))
+    suggested = max(10 * settings.lr, LR_LOW_TARGET_TRAVEL / (records.num_steps * math.sqrt(settings.hidden_size)))
     numbers = {
-        "lr": h["lr"],
+        "lr": settings.lr,
         "sum_lr": total,
         "travel": travel,
-        "hidden_size": h["hidden_size"],
+        "hidden_size": settings.hidden_size,
         "final_loss": final,
         "baseline": baseline,
         "loss_to_baseline": ratio,
@@ -660,7 +659,7 @@ def check_lr_too_low(records: RunRecords) -> Finding:
     }
     evidence = (
         f"over {records.num_steps} steps the learning rates sum to {num(total)}, so with Adam (≤ lr per "
-        f"step) a weight could move at most {times(travel)} its initial scale 1/√{h['hidden_size']}; "
+        f"step) a weight could move at most {times(travel)} its initial scale 1/√{settings.hidden_size}; "
         f"final training loss {num(final)} is {times(ratio)} the baseline {baseline_text}"
     )
     if lr.size and lr[-1] < lr[0]:
@@ -705,7 +704,7 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
     per_step = ratio ** (1 / (T - 1)) if ratio > 0 else 0.0
     reach = int(np.sum(profile >= VANISH_SUSPECT_RATIO))  # steps back (incl. the last) with >= 1e-3 of signal
     usable_reach = int(np.sum(profile >= VANISH_RATIO))  # ... and with a share above the rounding floor
-    h = run_records.hyper(records)
+    settings = records.settings
     numbers = {
         "ratio_first_to_last": ratio,
         "layer": worst,
@@ -727,13 +726,13 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
     )
     # Dependencies the model must learn have to fit within the steps whose gradient share is above the
     # rounding floor; a window that long lets them (the adding problem learns at T = 50, not at T = 200).
-    window = h["window"] or T
+    window = settings.window or T
     remedy = f"--window {max(2, min(usable_reach, window - 1))}"
     if usable_reach < 2:  # not even one step back: saturated gates (weights too large), not a long window
         evidence += "; nothing flows back past the last step: the gates are saturated"
-        remedy = f"--lr {flag_value(h['lr'] / 10)}"
-    if h["num_layers"] > 1:
-        remedy += f" and --num-layers {h['num_layers'] - 1}"
+        remedy = f"--lr {flag_value(settings.lr / 10)}"
+    if settings.num_layers > 1:
+        remedy += f" and --num-layers {settings.num_layers - 1}"
     high = np.isfinite(loss_ratio) and loss_ratio >= HIGH_LOSS_RATIO
     if ratio < VANISH_RATIO and high:
         return _finding("vanishing_gradients", "found", evidence, remedy, **numbers)
@@ -758,7 +757,7 @@ def check_unscaled_data(records: RunRecords) -> Finding:
             "drop --no-scale",
             scaled=False,
         )
-    features = run_records.hyper(records)["features"]
+    features = records.settings.features
     worst: list[tuple[float, str, float, float]] = []  # (badness, name, mean, std)
     found, suspect = [], []
     for part in ("inputs", "targets"):
@@ -804,7 +803,7 @@ def check_unscaled_data(records: RunRecords) -> Finding:
 def check_underfitting(records: RunRecords) -> Finding:
     curve = _curve(records)
     baseline, baseline_text = _baseline(records)
-    h = run_records.hyper(records)
+    settings = records.settings
     final = float(curve[-1]) if curve.size else math.nan
     ratio = final / baseline if baseline > 0 else math.nan
     quarter = float(curve[(3 * len(curve)) // 4 - 1]) if len(curve) >= 4 else math.nan
@@ -817,20 +816,20 @@ def check_underfitting(records: RunRecords) -> Finding:
         "loss_to_baseline": ratio,
         "still_falling": still_falling,
         "final_val_loss": final_val,
-        "hidden_size": h["hidden_size"],
-        "num_layers": h["num_layers"],
+        "hidden_size": settings.hidden_size,
+        "num_layers": settings.num_layers,
     }
     evidence = (
         f"final training loss {num(final)} is {times(ratio)} the baseline {baseline_text}; "
         f"last val loss {num(final_val)}"
     )
     # double the width, but at least to lstm-train's default of 32, which fits every bundled dataset
-    remedy = f"--hidden-size {max(2 * h['hidden_size'], UNDERFIT_MIN_HIDDEN)}"
-    if h["num_layers"] == 1:
+    remedy = f"--hidden-size {max(2 * settings.hidden_size, UNDERFIT_MIN_HIDDEN)}"
+    if settings.num_layers == 1:
         remedy += " or --num-layers 2"
     if still_falling:
         evidence += f"; the loss was still falling (≥ {UNDERFIT_STILL_FALLING:.0%} over the last quarter)"
-        remedy = f"--epochs {2 * int(h['epochs'])}, then {remedy}"
+        remedy = f"--epochs {2 * int(settings.epochs)}, then {remedy}"
     short = _too_short(records)
     numbers["too_short"] = short is not None
     if _first_nonfinite(records.loss) is not None or not np.isfinite(ratio):
@@ -865,7 +864,7 @@ def check_overfitting(records: RunRecords) -> Finding:
     best_epoch = int(epochs[int(np.argmin(val))])  # ... the remedy stops at the best single epoch
     rise = float(sval[-1] / sval[best]) if sval[best] > 0 else math.inf
     train_fall = float(strain[-1] / strain[best]) if strain[best] > 0 else math.inf
-    h = run_records.hyper(records)
+    settings = records.settings
     numbers = {
         "best_epoch": best_epoch,
         "best_val_loss": float(np.min(val)),
@@ -882,14 +881,14 @@ def check_overfitting(records: RunRecords) -> Finding:
         f"train loss average went {num(strain[best])} → {num(strain[-1])}"
     )
     remedy = f"--epochs {best_epoch}"
-    decay = h["weight_decay"] * 10 if h["weight_decay"] > 0 else 1e-4
-    if h["num_layers"] > 1:
-        remedy += f" and --dropout {flag_value(max(0.2, min(0.5, h['dropout'] + 0.2)))}"
+    decay = settings.weight_decay * 10 if settings.weight_decay > 0 else 1e-4
+    if settings.num_layers > 1:
+        remedy += f" and --dropout {flag_value(max(0.2, min(0.5, settings.dropout + 0.2)))}"
     else:  # nn.LSTM's dropout acts between layers only, so with one layer use weight decay / a smaller model
-        remedy += f" and --weight-decay {flag_value(decay)} or --hidden-size {max(1, h['hidden_size'] // 2)}"
-    if h["train_split"] is not None and h["train_split"] < OVERFIT_SMALL_SPLIT:
+        remedy += f" and --weight-decay {flag_value(decay)} or --hidden-size {max(1, settings.hidden_size // 2)}"
+    if settings.train_split is not None and settings.train_split < OVERFIT_SMALL_SPLIT:
         # no regulariser replaces data: on the zoo's 5 % digits split they recover little of the gap
-        remedy = f"--splits 0.7,0.15,0.15 (only {h['train_split']:.0%} of the samples train); else {remedy}"
+        remedy = f"--splits 0.7,0.15,0.15 (only {settings.train_split:.0%} of the samples train); else {remedy}"
     falling = train_fall <= OVERFIT_TRAIN_FALL
     gap = float(sval[-1] / strain[-1]) if strain[-1] > 0 else math.inf
     baseline, _ = _baseline(records)

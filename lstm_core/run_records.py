@@ -37,6 +37,23 @@ class GradFlow:
 
 
 @dataclass(frozen=True)
+class Settings:
+    """The run's settings that the rules use: config.json's, or the steps' own values where it is silent."""
+
+    lr: float  # the initial learning rate
+    hidden_size: int
+    num_layers: int
+    dropout: float
+    weight_decay: float
+    clipping: bool  # config.json's clipping.enabled; unrecorded: whether clipping scaled some step's gradient
+    max_norm: float  # the clipping threshold; 1.0 with clipping off (the value a remedy writes)
+    window: int | None  # time steps per sample; None when not recorded
+    epochs: int  # as configured; unrecorded: the last recorded epoch
+    features: list[str]  # the input columns' names; empty when not recorded
+    train_split: float | None  # the training fraction, when the config holds three splits
+
+
+@dataclass(frozen=True)
 class RunRecords:
     run_dir: Path
     step: np.ndarray  # (S,) int, 1-based global optimizer step
@@ -47,6 +64,7 @@ class RunRecords:
     lr: np.ndarray  # (S,) float
     param_grad_norms: dict[str, np.ndarray]  # torch parameter name -> (S,)
     epochs: dict[str, np.ndarray]  # EPOCH_FIELDS -> (E,) arrays (E may be 0)
+    settings: Settings  # read once, at load
     grad_flow: GradFlow | None = None
     data_stats: dict | None = None
     config: dict | None = None
@@ -191,26 +209,27 @@ def load_run(run_dir: str | Path) -> RunRecords:
                 layer=_column("grad_flow.csv", f_header, f_rows, "layer", int),
                 norms=np.stack([_column("grad_flow.csv", f_header, f_rows, c) for c in times], axis=1),
             )
+    config = _read_json(run_dir / "config.json")
     records = RunRecords(
         run_dir=run_dir,
         **cols,
         param_grad_norms=params,
         epochs=epochs,
+        settings=_read_settings(config, cols),
         grad_flow=grad_flow,
         data_stats=_read_json(run_dir / "data_stats.json"),
-        config=_read_json(run_dir / "config.json"),
+        config=config,
         summary=_read_json(run_dir / "summary.json"),
     )
-    # every JSON field the rules convert is read once here, so that a malformed one fails at load
-    hyper(records)
+    # the other JSON fields the rules convert are checked here too, so that a malformed one fails at load
     num_classes(records)
     for part in ("inputs", "targets"):
         column_stats(records, part)
     return records
 
 
-def _section(records: RunRecords, name: str) -> dict:
-    value = (records.config or {}).get(name)
+def _section(config: dict | None, name: str) -> dict:
+    value = (config or {}).get(name)
     return value if isinstance(value, dict) else {}
 
 
@@ -220,10 +239,10 @@ def task(records: RunRecords) -> str:
     for source in (records.data_stats or {}, records.summary or {}):
         if source.get("task") in ("regression", "classification"):
             return source["task"]
-    head = _section(records, "model").get("head")
+    head = _section(records.config, "model").get("head")
     if head in ("regression", "classification"):
         return head
-    if _section(records, "data").get("dataset") == "digits" or (records.summary or {}).get("num_classes"):
+    if _section(records.config, "data").get("dataset") == "digits" or (records.summary or {}).get("num_classes"):
         return "classification"
     return "regression"
 
@@ -233,7 +252,7 @@ def scaled(records: RunRecords) -> bool | None:
     stats = records.data_stats or {}
     if isinstance(stats.get("scaled"), bool):
         return stats["scaled"]
-    scale = _section(records, "data").get("scale")
+    scale = _section(records.config, "data").get("scale")
     return scale if isinstance(scale, bool) else None
 
 
@@ -252,37 +271,38 @@ def column_stats(records: RunRecords, part: str) -> tuple[np.ndarray, np.ndarray
     return means, stds
 
 
-def _setting(records: RunRecords, key: str, default: Any, *, count: bool = False) -> Any:
+def _setting(config: dict | None, key: str, default: Any, *, count: bool = False) -> Any:
     """config.json's `section.field` as a number; `default` when it is absent or null."""
     section, name = key.split(".")
-    value = _section(records, section).get(name)
+    value = _section(config, section).get(name)
     return default if value is None else _record_number(value, f"config.json: {key}", count=count)
 
 
-def hyper(records: RunRecords) -> dict[str, Any]:
-    """The settings the rules use, from config.json, or from the steps' own values where it is silent."""
-    enabled = _section(records, "clipping").get("enabled")
+def _read_settings(config: dict | None, steps: dict[str, np.ndarray]) -> Settings:
+    """The Settings in config.json (None: not recorded), completed from the steps' columns (STEP_FIELDS)."""
+    enabled = _section(config, "clipping").get("enabled")
     if not isinstance(enabled, bool):  # unknown: infer from the records (clipping changed some step)
-        enabled = bool(np.any(records.clip_factor[np.isfinite(records.clip_factor)] < 1.0))
-    features = _section(records, "data").get("features") or []
+        clip_factor = steps["clip_factor"]
+        enabled = bool(np.any(clip_factor[np.isfinite(clip_factor)] < 1.0))
+    features = _section(config, "data").get("features") or []
     if not isinstance(features, list):
         raise RunRecordsError(
             f"config.json: data.features must be a list of column names, got {features!r}; {NOT_A_RECORD}"
         )
-    splits = _section(records, "data").get("splits")
-    train_split = None  # the training fraction, when the config holds three splits
+    splits = _section(config, "data").get("splits")
+    train_split = None
     if isinstance(splits, list) and len(splits) == 3:
         train_split = _record_number(splits[0], "config.json: data.splits[0]")
-    return {
-        "lr": _setting(records, "optimizer.lr", float(records.lr[0])),
-        "hidden_size": _setting(records, "model.hidden_size", 32, count=True),
-        "num_layers": _setting(records, "model.num_layers", 1, count=True),
-        "dropout": _setting(records, "model.dropout", 0.0),
-        "weight_decay": _setting(records, "optimizer.weight_decay", 0.0),
-        "clipping": enabled,
-        "max_norm": _setting(records, "clipping.max_norm", 0.0) or 1.0,  # 0: clipping off, write 1.0 as the fix
-        "window": _setting(records, "data.window", None, count=True),
-        "epochs": _setting(records, "training.epochs", None, count=True) or int(records.epoch.max()),
-        "features": features,
-        "train_split": train_split,
-    }
+    return Settings(
+        lr=_setting(config, "optimizer.lr", float(steps["lr"][0])),
+        hidden_size=_setting(config, "model.hidden_size", 32, count=True),
+        num_layers=_setting(config, "model.num_layers", 1, count=True),
+        dropout=_setting(config, "model.dropout", 0.0),
+        weight_decay=_setting(config, "optimizer.weight_decay", 0.0),
+        clipping=enabled,
+        max_norm=_setting(config, "clipping.max_norm", 0.0) or 1.0,  # 0: clipping off, write 1.0 as the fix
+        window=_setting(config, "data.window", None, count=True),
+        epochs=_setting(config, "training.epochs", None, count=True) or int(steps["epoch"].max()),
+        features=features,
+        train_split=train_split,
+    )
