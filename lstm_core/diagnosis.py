@@ -269,7 +269,8 @@ def _baseline(records: RunRecords) -> tuple[float, str]:
     return first, f"{num(first)}, the initial loss (the trivial baseline is unknown)"
 
 
-def _first_nonfinite(values: np.ndarray) -> int | None:
+def first_nonfinite(values: np.ndarray) -> int | None:
+    """The index of the first nan or inf in `values` (S,), e.g. where a loss diverged; None when all are finite."""
     bad = np.flatnonzero(~np.isfinite(values))
     return int(bad[0]) if bad.size else None
 
@@ -292,7 +293,7 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
         reference[SPIKE_WINDOW:] = np.where(counts >= SPIKE_MIN_HISTORY, medians, np.nan)
     valid = np.isfinite(reference) & np.isfinite(g)
     ratios = np.where(valid, g / np.where(valid, reference, 1.0), 0.0)
-    loss_bad = _first_nonfinite(records.loss)
+    loss_bad = first_nonfinite(records.loss)
     spike_i = int(np.argmax(ratios)) if n else 0
     damage = math.nan
     # every >= SPIKE_FOUND spike before a divergence is a candidate; report the first that hurt the loss
@@ -330,7 +331,7 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
     damaged = spike_found and (diverged_after_spike or (jumped and not recovered) or stalled)
     growth, growth_layer, growth_reach = _flow_growth(records)
 
-    grad_bad = _first_nonfinite(records.grad_norm)
+    grad_bad = first_nonfinite(records.grad_norm)
     # the gradient overflowed on its own: non-finite grad norm at a step whose loss is still finite
     overflow = grad_bad if grad_bad is not None and np.isfinite(records.loss[grad_bad]) else None
     finite_clip = records.clip_factor[np.isfinite(records.clip_factor)]
@@ -668,7 +669,7 @@ def check_lr_too_low(records: RunRecords) -> Finding:
     high = np.isfinite(ratio) and ratio >= HIGH_LOSS_RATIO
     short = _too_short(records)
     numbers["too_short"] = short is not None
-    if _first_nonfinite(records.loss) is not None:
+    if first_nonfinite(records.loss) is not None:
         return _finding("lr_too_low", "ok", "the loss went non-finite; the learning rate is not too low", **numbers)
     if short and ((travel < LR_LOW_TRAVEL_SUSPECT and high) or travel < LR_LOW_TRAVEL):
         return _finding("lr_too_low", "suspect", f"{short[0]} the learning rate; {evidence}", short[1], **numbers)
@@ -832,7 +833,7 @@ def check_underfitting(records: RunRecords) -> Finding:
         remedy = f"--epochs {2 * int(settings.epochs)}, then {remedy}"
     short = _too_short(records)
     numbers["too_short"] = short is not None
-    if _first_nonfinite(records.loss) is not None or not np.isfinite(ratio):
+    if first_nonfinite(records.loss) is not None or not np.isfinite(ratio):
         return _finding("underfitting", "ok", "the loss went non-finite; capacity is not the question", **numbers)
     if short and ratio >= UNDERFIT_SUSPECT_RATIO:
         return _finding("underfitting", "suspect", f"{short[0]} the model's capacity; {evidence}", short[1], **numbers)

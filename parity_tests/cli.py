@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from lstm_core.cli import INPUT_ERRORS, build_parser, config_from_args
 from lstm_core.config import ConfigError
+from lstm_core.diagnosis import first_nonfinite
 from lstm_core.records import check_run_dir, write_json
 from parity_tests import compare, engine
 
@@ -83,11 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / REPORT_FILE, report.to_json())
     plot(traces, diffs, out / PLOT_FILE)
     print(report.table())
-    diverged = {
-        name: int(np.argmin(np.isfinite(trace.stats["loss"]))) + 1
-        for name, trace in traces.items()
-        if not np.isfinite(trace.stats["loss"]).all()
-    }
+    first_bad = {name: first_nonfinite(trace.stats["loss"]) for name, trace in traces.items()}
+    diverged = {name: index + 1 for name, index in first_bad.items() if index is not None}  # 1-based steps
     if diverged:  # compared as they are: the same inf or NaN in both agrees (compare.relative)
         print("  the loss turned non-finite: " + ", ".join(f"{name} at step {step}" for name, step in diverged.items()))
     print(f"  report in {out / REPORT_FILE}, plot in {out / PLOT_FILE}")

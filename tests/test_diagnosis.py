@@ -621,3 +621,10 @@ def test_optional_json_files_may_be_missing(tmp_path, rng):
     d = run(path)
     assert d.healthy
     assert d.context["baseline"] == 1.0
+
+
+def test_first_nonfinite_is_the_index_of_the_first_nan_or_inf():
+    """Where a loss diverged, for the rules and for lstm-parity's message alike (index 0: before any update)."""
+    assert dg.first_nonfinite(np.array([0.5, 0.4, np.inf, np.nan])) == 2
+    assert dg.first_nonfinite(np.array([np.nan, 1.0])) == 0
+    assert dg.first_nonfinite(np.array([0.5, 0.4])) is None
