@@ -459,7 +459,8 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
         f"‖dL/dh_t‖ of layer {x['flow_growth_layer']} grows back through time: at t0 it is "
         f"{times(x['flow_growth'])} its value at the last step (median over the recorded steps)"
     )
-    ended = f"the loss ended at {num(x['final_loss'])}, {times(x['final_loss'] / x['baseline'])} the baseline"
+    ratio = x["final_loss"] / x["baseline"] if x["baseline"] > 0 else math.nan  # 0: a run that began at loss 0
+    ended = f"the loss ended at {num(x['final_loss'])}, {times(ratio)} the baseline"
     if x["clipping"]:
         remedy = f"--lr {flag_value(settings.lr / 10)} (keep --clip-norm {flag_value(settings.max_norm)})"
     else:
@@ -568,7 +569,9 @@ def check_lr_too_high(records: RunRecords) -> Finding:
         )
     if curve.size >= 2:
         lows = np.minimum.accumulate(curve)[:-1]  # lows[i-1] = lowest point before point i
-        rebounds = np.where(lows > 0, curve[1:] / np.where(lows > 0, lows, 1.0), np.inf)
+        # from a low of 0 any climb is unbounded, and staying at 0 is none (was inf: a flat zero loss "rebounded")
+        unbounded = np.where(curve[1:] > lows, np.inf, 1.0)
+        rebounds = np.where(lows > 0, curve[1:] / np.where(lows > 0, lows, 1.0), unbounded)
         # only climbs worth a tenth of the baseline count: near the noise floor small losses double freely
         material = (curve[1:] - lows) >= LR_HIGH_MIN_CLIMB * baseline
         k = int(np.argmax(np.where(material, rebounds, 0.0))) if np.any(material) else int(np.argmax(rebounds))
@@ -808,7 +811,7 @@ def check_underfitting(records: RunRecords) -> Finding:
     final = float(curve[-1]) if curve.size else math.nan
     ratio = final / baseline if baseline > 0 else math.nan
     quarter = float(curve[(3 * len(curve)) // 4 - 1]) if len(curve) >= 4 else math.nan
-    still_falling = bool(np.isfinite(quarter) and final <= quarter * (1 - UNDERFIT_STILL_FALLING))
+    still_falling = bool(np.isfinite(quarter) and quarter > 0 and final <= quarter * (1 - UNDERFIT_STILL_FALLING))
     val = records.epochs["val_loss"]
     final_val = float(val[np.isfinite(val)][-1]) if np.any(np.isfinite(val)) else math.nan
     numbers = {
@@ -833,8 +836,10 @@ def check_underfitting(records: RunRecords) -> Finding:
         remedy = f"--epochs {2 * int(settings.epochs)}, then {remedy}"
     short = _too_short(records)
     numbers["too_short"] = short is not None
-    if first_nonfinite(records.loss) is not None or not np.isfinite(ratio):
+    if first_nonfinite(records.loss) is not None:
         return _finding("underfitting", "ok", "the loss went non-finite; capacity is not the question", **numbers)
+    if not np.isfinite(ratio):
+        return _finding("underfitting", "ok", f"{evidence}: no baseline above 0 to judge the loss by", **numbers)
     if short and ratio >= UNDERFIT_SUSPECT_RATIO:
         return _finding("underfitting", "suspect", f"{short[0]} the model's capacity; {evidence}", short[1], **numbers)
     if ratio >= HIGH_LOSS_RATIO:

@@ -635,3 +635,19 @@ def test_first_nonfinite_is_the_index_of_the_first_nan_or_inf():
     assert dg.first_nonfinite(np.array([0.5, 0.4, np.inf, np.nan])) == 2
     assert dg.first_nonfinite(np.array([np.nan, 1.0])) == 0
     assert dg.first_nonfinite(np.array([0.5, 0.4])) is None
+
+
+def test_loss_of_exactly_zero_from_the_start_is_healthy(tmp_path, rng):
+    """Odd but valid records: every loss 0.0 and no num_classes, so the baseline (the initial loss) is 0. The
+    exploding rule divided by it (ZeroDivisionError), lr_too_high read 0 after 0 as an unbounded rebound, and
+    underfitting said the loss went non-finite and was still falling."""
+    n = 300
+    path = write_run(tmp_path / "zero", np.zeros(n), healthy_grads(n, rng), task="classification", dataset="digits")
+    (path / "summary.json").unlink()
+    d = run(path)
+    assert d.context["baseline"] == 0.0
+    assert d.healthy, format_report(d)
+    assert d.finding("lr_too_high").numbers["rebound"] == 1.0
+    under = d.finding("underfitting")
+    assert under.numbers["still_falling"] is False
+    assert under.evidence.endswith(": no baseline above 0 to judge the loss by") and "non-finite" not in under.evidence
