@@ -945,12 +945,8 @@ def diagnose(records: RunRecords) -> Diagnosis:
         loser = "lr_too_low" if winner == "lr_too_high" else "lr_too_high"
         findings[loser] = _demote(findings[loser], (winner,), f" (contradicts {winner}; fix that first)")
         found.discard(loser)
-    others = [c for c in findings if c in found and c not in ("underfitting", "overfitting")]  # RULES order
-    if "underfitting" in found and others:
-        findings["underfitting"] = _demote(
-            findings["underfitting"], tuple(others), f" — explained by {', '.join(others)}"
-        )
-        found.discard("underfitting")
+    # Roots in precedence order, each demoting only causes still found: a cause demoted by an earlier root
+    # (lr_too_high by unscaled_data) no longer outranks its own consequences (vanishing_gradients).
     for root, consequences in CONSEQUENCES.items():
         if root not in found:
             continue
@@ -959,7 +955,13 @@ def diagnose(records: RunRecords) -> Diagnosis:
                 findings[cause] = _demote(
                     findings[cause], (root,), f" (may be a consequence of {root}; fix that first)"
                 )
-    found = {c for c, f in findings.items() if f.status == "found"}
+                found.discard(cause)
+    others = [c for c in findings if c in found and c not in ("underfitting", "overfitting")]  # RULES order
+    if "underfitting" in found and others:
+        findings["underfitting"] = _demote(
+            findings["underfitting"], tuple(others), f" — explained by {', '.join(others)}"
+        )
+        found.discard("underfitting")
     order = list(findings)  # RULES order
     notes = []
     if records.num_steps and not np.isfinite(records.loss[0]):

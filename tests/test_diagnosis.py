@@ -651,3 +651,20 @@ def test_loss_of_exactly_zero_from_the_start_is_healthy(tmp_path, rng):
     under = d.finding("underfitting")
     assert under.numbers["still_falling"] is False
     assert under.evidence.endswith(": no baseline above 0 to judge the loss by") and "non-finite" not in under.evidence
+
+
+def test_a_demoted_cause_outranks_nothing(tmp_path, rng):
+    """Unscaled inputs, a loss that ends above its start (lr_too_high's signature) and vanishing gradients:
+    unscaled_data demotes both, so lr_too_high, itself only suspect, must not also claim vanishing_gradients,
+    nor may underfitting be "explained by" suspects. consequence_of lists found causes only."""
+    n = 200
+    inputs = {"mean": [1500.0], "std": [300.0], "min": [900.0], "max": [2100.0]}
+    loss = np.concatenate([[1.0, 4.0], np.geomspace(15.0, 9.5, n - 2)]) * rng.lognormal(0.0, 0.03, n)
+    grads = healthy_grads(n, rng)
+    d = run(write_run(tmp_path / "r", loss, grads, lr=1.0, flow_ratio=1e-8, T=50, scaled=False, inputs=inputs))
+    assert d.causes == ("unscaled_data",), format_report(d)
+    for cause in ("lr_too_high", "vanishing_gradients", "underfitting"):
+        f = d.finding(cause)
+        assert f.status == "suspect" and f.consequence_of == ("unscaled_data",), (cause, f.consequence_of)
+    assert d.finding("vanishing_gradients").evidence.count("may be a consequence of") == 1
+    assert d.finding("underfitting").evidence.endswith(" — explained by unscaled_data")
