@@ -777,7 +777,8 @@ def check_unscaled_data(records: RunRecords) -> Finding:
                 found.append(text)
             elif size > UNSCALED_SUSPECT or 0 < std < UNSCALED_SMALL_STD:
                 suspect.append(text)
-            worst.append((size, name, mean, std))
+            if not math.isnan(size):  # a nan compares false both ways: max() would keep one that came first
+                worst.append((size, name, mean, std))
     largest = max(worst) if worst else (math.nan, "", math.nan, math.nan)
     numbers = {
         "scaled": False,

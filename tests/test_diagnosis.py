@@ -668,3 +668,14 @@ def test_a_demoted_cause_outranks_nothing(tmp_path, rng):
         assert f.status == "suspect" and f.consequence_of == ("unscaled_data",), (cause, f.consequence_of)
     assert d.finding("vanishing_gradients").evidence.count("may be a consequence of") == 1
     assert d.finding("underfitting").evidence.endswith(" — explained by unscaled_data")
+
+
+def test_largest_column_skips_a_column_without_statistics(tmp_path, rng):
+    """A raw column holding a nan has mean and std nan; listed first, it was reported as the largest column
+    (magnitude nan), ahead of the 1500 that makes the data unscaled."""
+    n = 300
+    inputs = {"mean": [math.nan, 1500.0], "std": [math.nan, 300.0], "min": [0.0, 900.0], "max": [1.0, 2100.0]}
+    d = run(write_run(tmp_path / "r", healthy_loss(n, rng), healthy_grads(n, rng), scaled=False, inputs=inputs))
+    f = d.finding("unscaled_data")
+    assert f.status == "found"
+    assert (f.numbers["largest_column"], f.numbers["largest_magnitude"]) == ("input feature 1", 1500.0)
