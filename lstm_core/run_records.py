@@ -78,7 +78,8 @@ class RunRecords:
 NOT_A_RECORD = "the file is corrupt or not written by lstm-train"
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the (file line, fields) of every non-blank row below it."""
     name = path.name
     reader = csv.reader(io.StringIO(read_text(path, RunRecordsError, NOT_A_RECORD), newline=""))
     lines = [(i, row) for i, row in enumerate(reader, start=1) if row]
@@ -101,20 +102,20 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[li
                 f"{name} line {line} has {len(row)} fields, the header has {len(header)}: "
                 "the file is truncated or corrupt"
             )
-        rows.append(row)
+        rows.append((line, row))
     return header, rows
 
 
-def _column(name: str, header: list[str], rows: list[list[str]], column: str, kind=float) -> np.ndarray:
+def _column(name: str, header: list[str], rows: list[tuple[int, list[str]]], column: str, kind=float) -> np.ndarray:
     j = header.index(column)
     out = np.empty(len(rows), dtype=np.float64 if kind is float else np.int64)
-    for i, row in enumerate(rows):
+    for i, (line, row) in enumerate(rows):
         text = row[j].strip()
         try:
             out[i] = (float(text) if text else math.nan) if kind is float else int(float(text))
         except (ValueError, OverflowError):
             raise RunRecordsError(
-                f"{name} line {i + 2}, column {column!r}: {row[j]!r} is not a "
+                f"{name} line {line}, column {column!r}: {row[j]!r} is not a "
                 f"{'number' if kind is float else 'whole number'}"
             ) from None
     return out
@@ -191,6 +192,13 @@ def load_run(run_dir: str | Path) -> RunRecords:
             "optimizer steps (it stopped before its first epoch ended); nothing to diagnose"
         )
     cols = {c: _column("steps.csv", header, rows, c, int if c in ("step", "epoch") else float) for c in STEP_FIELDS}
+    negative = np.flatnonzero(np.isfinite(cols["loss"]) & (cols["loss"] < 0))  # non-finite ones are judged
+    if negative.size:
+        line, loss = rows[negative[0]][0], cols["loss"][negative[0]]
+        raise RunRecordsError(
+            f"steps.csv line {line}: the loss is {loss:g}, below 0; the doctor reads a loss curve by its ratios "
+            "(as MSE and cross-entropy, >= 0, allow) and cannot judge a loss that goes negative"
+        )
     params = {c.split(":", 1)[1]: _column("steps.csv", header, rows, c) for c in header if c.startswith("grad_norm:")}
 
     e_header, e_rows = _read_csv(epochs_path, EPOCH_FIELDS)

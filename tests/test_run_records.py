@@ -103,6 +103,28 @@ def test_not_a_number(tmp_path, rng):
         load_run(path)
 
 
+def test_a_bad_value_after_a_blank_line_is_named_by_its_file_line(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "steps.csv").read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[2] = "oops"
+    lines[3] = ",".join(fields)
+    lines.insert(2, "")  # the csv reader skips it; the bad row is now the file's line 5
+    (path / "steps.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunRecordsError, match=re.escape("steps.csv line 5, column 'loss': 'oops' is not a number")):
+        load_run(path)
+
+
+def test_a_loss_below_zero_is_refused_not_judged(tmp_path, rng):
+    """The rules compare losses by ratios (an earlier low of -2 makes any later point an 'infinite rebound'):
+    a negative loss, e.g. a Gaussian negative log-likelihood from a plain loop, is refused by its line."""
+    loss = healthy_loss(50, rng)
+    loss[9] = -0.5
+    path = write_run(tmp_path / "r", loss, healthy_grads(50, rng))
+    with pytest.raises(RunRecordsError, match=re.escape("steps.csv line 11: the loss is -0.5, below 0; the doctor")):
+        load_run(path)
+
+
 @pytest.mark.parametrize(
     ("name", "edit", "message"),
     [
