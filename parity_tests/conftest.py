@@ -1,7 +1,7 @@
 """The parity suite's options: `--gpu` selects the GPU variants (marker `gpu`) and pins matmul precision.
 
-Without --gpu the GPU variants are skipped, and, unless a `-m` expression is given, the parity tests marked
-`slow` are deselected (`-m slow` runs them). With --gpu only the GPU variants run (slow ones included), and
+Without --gpu the GPU variants are skipped (and the slow tests deselected unless `-m` is given, as everywhere:
+the root conftest.py). With --gpu only the GPU variants run (slow ones included), and
 they are skipped where torch or jax sees no CUDA GPU. torch runs single-threaded here: these models are
 tiny, and on a small shared machine torch's default threads spin against each other (measured on 2 busy
 cores: 1.8 s per step with 2 threads, 15 ms with 1).
@@ -43,10 +43,6 @@ def pytest_collection_modifyitems(config, items):
     for item in ours:
         if "gpu" in item.keywords:
             item.add_marker(skip)
-    if not config.option.markexpr:
-        slow = [item for item in ours if "slow" in item.keywords]
-        config.hook.pytest_deselected(items=slow)
-        items[:] = [item for item in items if item not in slow]
 
 
 @pytest.fixture(scope="session", autouse=True)
