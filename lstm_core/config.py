@@ -206,6 +206,41 @@ def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
     return validate(dataclasses.replace(config, **updates))
 
 
+class _DuplicateKey(ValueError):
+    """A key given twice in one mapping of a YAML or JSON file, where the later one would silently win."""
+
+    def __init__(self, key: Any, where: str = ""):
+        super().__init__(f"has the key {key!r} twice{where}; keep one of them")
+
+
+def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key, " in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing a key given twice in one mapping (merge keys `<<` may still be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first_line:
+                    raise _DuplicateKey(key, f" (lines {first_line[key]} and {line})")
+                first_line[key] = line
+            except TypeError:  # an unhashable key: the base class refuses it with its own message
+                pass
+        return super().construct_mapping(node, deep)
+
+
 def load_file(path: str | Path, base: Config | None = None) -> Config:
     """Load a TOML (.toml), YAML (.yaml/.yml) or JSON (.json) config; nothing in the file is executed."""
     path = Path(path)
@@ -218,11 +253,13 @@ def load_file(path: str | Path, base: Config | None = None) -> Config:
         if path.suffix == ".toml":
             raw = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(text) or {}
+            raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader: builds no Python objects
         elif path.suffix == ".json":
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=_unique_json_object)
         else:
             raise ConfigError(f"config file {str(path)!r} must end in .toml, .yaml, .yml or .json")
+    except _DuplicateKey as error:  # TOML refuses duplicates itself
+        raise ConfigError(f"config file {str(path)!r} {error}") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as error:
         first_line = str(error).splitlines()[0]
         raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {first_line}") from None

@@ -104,6 +104,31 @@ def test_load_file_errors(tmp_path):
         load_file(other)
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("run.yaml", "model:\n  hidden_size: 8\n  hidden_size: 16\n", r"key 'hidden_size' twice \(lines 2 and 3\)"),
+        ("run.yaml", "model: {hidden_size: 8}\nmodel: {num_layers: 2}\n", r"key 'model' twice \(lines 1 and 2\)"),
+        ("run.json", '{"model": {"hidden_size": 8, "hidden_size": 16}}', "key 'hidden_size' twice in one object"),
+        ("run.json", '{"model": {"hidden_size": 8}, "model": {"num_layers": 2}}', "key 'model' twice in one object"),
+        ("run.toml", "[model]\nhidden_size = 8\nhidden_size = 16\n", "is not valid TOML"),
+    ],
+)
+def test_load_file_refuses_a_key_given_twice(tmp_path, name, text, message):
+    """Each parser alone keeps the last value and drops the first without a word."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_file(path)
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  <<: {hidden_size: 8, num_layers: 2}\n  hidden_size: 16\n")
+    config = load_file(path)
+    assert (config.model.hidden_size, config.model.num_layers) == (16, 2)
+
+
 def test_config_written_by_a_run_loads_back(tmp_path):
     import json
 
