@@ -316,16 +316,21 @@ def check_fits_dtype(
         raise DataError(f"the data reach {peak:.3g}, beyond {dtype}'s largest value {largest:.3g}; {fix}")
 
 
+def check_batch_size(num_samples: int, batch_size: int) -> None:
+    """A batch must fit in the training split: the partial batch is dropped, so a larger one leaves no step."""
+    if batch_size > num_samples:
+        raise DataError(
+            f"batch_size {batch_size} exceeds the {num_samples} training samples; "
+            f"pass --batch-size {num_samples} or less"
+        )
+
+
 def epoch_batches(num_samples: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """One epoch's batch indices (num_batches, batch_size) from a fresh permutation.
 
     The last partial batch is dropped (as torch's `drop_last=True`) so every batch has one shape and the JAX
     step compiles once; the permutation changes every epoch, so every sample is still seen.
     """
-    if batch_size > num_samples:
-        raise DataError(
-            f"batch_size {batch_size} exceeds the {num_samples} training samples; "
-            f"pass --batch-size {num_samples} or less"
-        )
+    check_batch_size(num_samples, batch_size)
     num_batches = num_samples // batch_size
     return rng.permutation(num_samples)[: num_batches * batch_size].reshape(num_batches, batch_size)

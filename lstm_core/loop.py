@@ -49,6 +49,8 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
     fitted scaler then replaces the one fitted here (so the weights see inputs scaled as they were trained).
     """
     prepared = datasets.load(config)
+    if config.training.epochs:  # refused here, before a run clears its --out, not when the first batch is drawn
+        datasets.check_batch_size(len(prepared.train), config.training.batch_size)
     generators = datasets.seeded_generators(config.training.seed)
     m = config.model
     shapes = (prepared.input_size, m.hidden_size, m.num_layers, prepared.num_outputs)

@@ -189,12 +189,18 @@ def test_an_unusable_out_is_refused_before_training(tmp_path, capsys):
         assert message.format(out) in capsys.readouterr().err
 
 
-def test_a_refused_run_leaves_the_earlier_run_in_its_out_as_it_was(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--shards", "64", "--batch-size", "64"], "shards 64 needs 64 cpu devices"),  # the JAX trainer's own check
+        (["--batch-size", "500"], "batch_size 500 exceeds the 200 training samples"),  # found when batches are drawn
+    ],
+)
+def test_a_refused_run_leaves_the_earlier_run_in_its_out_as_it_was(flags, message, tmp_path, capsys):
     assert cli.main([*TINY, "--out", str(tmp_path)]) == 0
     before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
-    # refused by the JAX trainer itself, the last refusal before training
-    assert cli.main([*TINY, "--shards", "64", "--batch-size", "64", "--out", str(tmp_path)]) == 2
-    assert "shards 64 needs 64 cpu devices" in capsys.readouterr().err
+    assert cli.main([*TINY, *flags, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
