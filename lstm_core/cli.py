@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         from lstm_core.loop import train
 
-        summary = train(config, args.out, progress=not args.quiet)
+        summary = train(config, args.out, progress=not args.quiet, config_file=args.config)
     except INPUT_ERRORS as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2

@@ -163,18 +163,19 @@ def run_epochs(config: Config, prepared, generators, trainer, writer: RecordsWri
     return run
 
 
-def train(config: Config, out_dir: str | Path, progress: bool = True) -> dict:
+def train(config: Config, out_dir: str | Path, progress: bool = True, config_file: str | None = None) -> dict:
     """Train one run into `out_dir` and return its summary (also written to summary.json).
 
-    Every refusal comes before an earlier run's files in `out_dir` are removed, and a Ctrl-C after the epochs
-    (while the weights and summary are written) is taken as one during the last epoch: the run completes."""
+    Every refusal comes before an earlier run's files in `out_dir` are removed (among them: a --csv or the
+    `config_file` it was loaded from that the run would replace), and a Ctrl-C after the epochs (while the
+    weights and summary are written) is taken as one during the last epoch: the run completes."""
     started = time.perf_counter()
     if config.training.init_from and Path(config.training.init_from).resolve() == Path(out_dir).resolve():
         raise RunDirError(
             f"--out {str(out_dir)!r} is the --init-from run; this run would overwrite the records it starts "
             "from: pass another --out"
         )
-    out = check_run_dir(out_dir)
+    out = check_run_dir(out_dir, {"--config": config_file, "--csv": config.data.csv})
     prepared, initial, generators = prepare(config)
     backend = backend_module(config.backend)
     trainer = backend.Trainer(config, prepared, initial)

@@ -50,8 +50,9 @@ def make_dir(path: Path, flag: str, role: str = "a directory") -> Path:
     return path
 
 
-def check_run_dir(out_dir: str | Path) -> Path:
-    """`out_dir`, created if missing; RunDirError, before any training, when it cannot hold a run's files."""
+def check_run_dir(out_dir: str | Path, inputs: Mapping[str, str | None] | None = None) -> Path:
+    """`out_dir`, created if missing; RunDirError, before any training, when it cannot hold a run's files or when
+    one of `inputs` (flag -> the file it names, e.g. {"--csv": "prices.csv"}) is a file the run would replace."""
     if not str(out_dir).strip():
         raise RunDirError("--out is empty; pass the directory the run's records go to, e.g. --out runs/mine")
     path = make_dir(Path(out_dir), "--out", "the run directory")
@@ -59,6 +60,13 @@ def check_run_dir(out_dir: str | Path) -> Path:
         if (path / name).is_dir():
             raise RunDirError(
                 f"{str(path / name)!r} is a directory, where the run writes its {name}; pass another --out"
+            )
+    replaced = {path.resolve() / name: name for name in RUN_FILES}  # a link there is removed, not its target
+    for flag, given in (inputs or {}).items():
+        if given and Path(given).resolve() in replaced:
+            raise RunDirError(
+                f"{flag} {given!r} is the {replaced[Path(given).resolve()]} that this run writes in --out "
+                f"{str(path)!r}, which would replace it; pass another --out, or move the file out of it first"
             )
     if not os.access(path, os.W_OK):
         raise RunDirError(f"cannot write in --out {str(path)!r}: permission denied; pass a writable directory")

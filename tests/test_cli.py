@@ -204,6 +204,20 @@ def test_a_refused_run_leaves_the_earlier_run_in_its_out_as_it_was(flags, messag
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
+@pytest.mark.parametrize(("flag", "name"), [("--csv", "steps.csv"), ("--config", "config.json")])
+def test_an_input_file_that_the_run_would_replace_is_refused(flag, name, tmp_path, capsys):
+    """A user's data or config file named as a record, in --out: the run used to read it, then write over it."""
+    rows = "\n".join(f"{i},{np.sin(i / 5):.6f}" for i in range(300))
+    user_file = tmp_path / name
+    user_file.write_text("t,y\n" + rows + "\n" if flag == "--csv" else '{"model": {"hidden_size": 8}}\n')
+    csv_flags = ["--dataset", "csv", "--csv", str(user_file), "--target", "y"] if flag == "--csv" else []
+    config_flags = ["--config", str(user_file)] if flag == "--config" else []
+    before = user_file.read_bytes()
+    assert cli.main([*TINY, *csv_flags, *config_flags, "--out", str(tmp_path)]) == 2
+    assert f"{flag} '{user_file}' is the {name} that this run writes in --out" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == [name] and user_file.read_bytes() == before
+
+
 def test_evaluating_a_run_into_its_own_directory_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
     assert cli.main([*TINY, "--out", str(run)]) == 0
