@@ -168,8 +168,11 @@ def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     for line, row in enumerate(rows, start=2):
         if not "".join(row).strip():
             raise DataError(f"{str(path)!r} line {line} is blank; delete it (a series has no gaps)")
-        if len(row) < len(header):
-            raise DataError(f"{str(path)!r} line {line} has {len(row)} fields, the header has {len(header)}")
+        if len(row) != len(header):  # a longer row would have its extra fields dropped without a word
+            raise DataError(
+                f"{str(path)!r} line {line} has {len(row)} fields, the header has {len(header)}; give every row one "
+                "field per header column (a value holding a comma must be quoted)"
+            )
         for j, column in enumerate(columns):
             try:
                 values[line - 2, j] = float(row[column])
