@@ -410,6 +410,12 @@ def validate(config: Config) -> Config:
     if d.dataset == "csv":
         _require(bool(d.csv), "dataset 'csv' needs a file: pass --csv PATH")
         _require(bool(d.target), "dataset 'csv' needs a target column: pass --target COL")
+        repeated = sorted({name for name in d.features if d.features.count(name) > 1})
+        _require(
+            not repeated,
+            f"features name {', '.join(map(repr, repeated))} more than once, in {','.join(d.features)!r}; "
+            "list each column once",
+        )
     else:
         given = [name for name in ("csv", "target", "features") if getattr(d, name)]
         _require(

@@ -50,6 +50,10 @@ def test_defaults_are_valid_and_follow_torch():
         ),
         ({"data": {"csv": "a.csv", "target": "y"}}, "csv, target apply to dataset 'csv', not 'sine'; add --dataset"),
         ({"data": {"dataset": "digits", "features": ["a"]}}, "features apply to dataset 'csv', not 'digits'"),
+        (
+            {"data": {"dataset": "csv", "csv": "a.csv", "target": "y", "features": "t,y,t"}},
+            "features name 't' more than once, in 't,y,t'; list each column once",
+        ),
         ({"training": {"seed": 2**32}}, "seed must be an integer in [0, 2**32), got 4294967296"),
         ({"optimizer": {"lr": "1e-3"}}, "optimizer.lr must be a number, got '1e-3' (YAML reads 1e-3 as text: write it"),
         ({"model": {"head": "classification"}}, "head 'classification' does not fit dataset 'sine'"),
