@@ -31,6 +31,7 @@ import numpy as np
 from lstm_core import data as datasets
 from lstm_core import diagnosis, run_records
 from lstm_core import weights as weights_io
+from lstm_core.cli import EXIT_INTERRUPTED
 from lstm_core.config import comma_separated
 from lstm_core.convert import scaler_record
 from lstm_core.machine import cpu_cores
@@ -267,6 +268,8 @@ def train_run(flags: Sequence[str], backend: str, run_dir: Path) -> RunResult:
     args = build_parser().parse_args([*flags, "--backend", backend, "--out", str(run_dir)])
     started = time.perf_counter()
     summary = train(config_from_args(args), run_dir, progress=False)
+    if summary["interrupted"]:  # lstm-train's Ctrl-C ends a run early; the zoo would judge that shorter run
+        raise KeyboardInterrupt
     seconds = time.perf_counter() - started
     return RunResult(list(flags), run_dir, diagnosis.diagnose(run_records.load_run(run_dir)), summary, seconds)
 
@@ -518,7 +521,15 @@ def main(argv: list[str] | None = None) -> int:
         make_dir(Path(args.work), "--work")
     except RunDirError as error:
         parser.error(str(error))
-    _, problems = run_zoo(out, Path(args.work), backends, names)
+    try:
+        _, problems = run_zoo(out, Path(args.work), backends, names)
+    except KeyboardInterrupt:
+        print(
+            f"{parser.prog}: stopped by Ctrl-C; {out / 'report.md'} was not rewritten (the scenarios' runs so far "
+            f"are in {args.work})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     for problem in problems:
         print(f"{parser.prog}: {problem}", file=sys.stderr)
     return 1 if problems else 0

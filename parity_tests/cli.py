@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from lstm_core.cli import INPUT_ERRORS, build_parser, config_from_args
+from lstm_core.cli import EXIT_INTERRUPTED, INPUT_ERRORS, build_parser, config_from_args
 from lstm_core.config import ConfigError
 from lstm_core.diagnosis import first_nonfinite
 from lstm_core.records import check_run_dir, write_json
@@ -74,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     except INPUT_ERRORS as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"{parser.prog}: aborted by Ctrl-C; nothing was compared and no report was written (the records of "
+            f"finished epochs, if any, are in {out / 'torch'} and {out / 'jax'})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     diffs = {}
     report = compare.compare(
         traces,

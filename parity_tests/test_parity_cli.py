@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lstm_core.cli import EXIT_INTERRUPTED
 from lstm_jax import model as jax_model
 from parity_tests import cases, cli
 
@@ -76,6 +77,21 @@ def test_usage_and_input_errors_exit_2(tmp_path, capsys):
     for args, message in refused.items():
         assert cli.main(["--out", str(tmp_path / "run"), *args]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    """No StopRequest here: the lockstep run aborts at once, as lstm-train's second Ctrl-C does."""
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.engine, "run", ctrl_c)
+    assert cli.main([*FLAGS, "--out", str(tmp_path)]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == (
+        f"lstm-parity: aborted by Ctrl-C; nothing was compared and no report was written (the records of finished "
+        f"epochs, if any, are in {tmp_path / 'torch'} and {tmp_path / 'jax'})\n"
+    )
+    assert not (tmp_path / "parity.json").exists()
 
 
 def test_the_console_script_takes_lstm_train_flags():

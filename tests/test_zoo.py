@@ -5,14 +5,15 @@ that cause, with its remedy lowering the final validation loss by the promised f
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_diagnosis import healthy_grads, healthy_loss, write_run
 
-from lstm_core import diagnosis, zoo
-from lstm_core.cli import build_parser, config_from_args
+from lstm_core import diagnosis, loop, zoo
+from lstm_core.cli import EXIT_INTERRUPTED, build_parser, config_from_args
 from lstm_core.diagnosis_report import format_report
 from lstm_core.run_records import load_run
 
@@ -137,6 +138,25 @@ def test_only_the_whole_zoo_writes_the_committed_gallery_by_default(args, galler
     monkeypatch.chdir(tmp_path)
     assert zoo.main([*args, "--work", str(tmp_path / "work")]) == 0
     assert calls == [Path(gallery.format(work=tmp_path / "work"))]
+
+
+def test_ctrl_c_stops_the_zoo_without_judging_the_shortened_run(tmp_path, monkeypatch, capsys):
+    """lstm-train's first Ctrl-C ends a run after its epoch; the zoo went on to diagnose that run as if whole."""
+    draw = loop.datasets.epoch_batches
+
+    def interrupted(*args):
+        signal.raise_signal(signal.SIGINT)
+        return draw(*args)
+
+    monkeypatch.setattr(loop.datasets, "epoch_batches", interrupted)
+    out, work = tmp_path / "gallery", tmp_path / "work"
+    args = ["--scenarios", "healthy", "--backends", "torch", "--out", str(out), "--work", str(work)]
+    assert zoo.main(args) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.endswith(  # after the training loop's own line for the first Ctrl-C
+        f"lstm-zoo: stopped by Ctrl-C; {out / 'report.md'} was not rewritten (the scenarios' runs so far are in "
+        f"{work})\n"
+    )
+    assert list(out.iterdir()) == []
 
 
 def test_lr_too_low_end_to_end(tmp_path):
