@@ -21,6 +21,7 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
 from lstm_core.config import Config, DataConfig
+from lstm_core.machine import check_fits_memory
 from lstm_core.textfile import read_text
 
 SINE_PERIOD = 50  # samples per sine period: a window of 20 sees 0.4 of a cycle, enough to forecast one step
@@ -296,8 +297,22 @@ def seeded_generators(seed: int) -> dict[str, np.random.Generator]:
     }
 
 
+def _check_generated_size(cfg: DataConfig) -> None:
+    """Refuse a generated dataset too large for this machine before drawing it. Its windows (N, T, F) are held
+    in float64 and again in the training dtype; N is about --num-samples for both sine and adding."""
+    features = {"sine": 1, "adding": 2}.get(cfg.dataset)
+    if features is not None:  # digits has a fixed size; a CSV file's size is the user's own
+        check_fits_memory(
+            cfg.num_samples * cfg.window * features * (8 + 4),
+            f"{cfg.num_samples} {cfg.dataset} windows of {cfg.window} steps",
+            "lower --num-samples or --window",
+            DataError,
+        )
+
+
 def load(config: Config) -> Prepared:
     """The dataset named by the config, split and scaled; the same seed gives the same arrays."""
+    _check_generated_size(config.data)
     prepared = _LOADERS[config.data.dataset](config.data, seeded_generators(config.training.seed)["data"])
     check_fits_dtype(prepared, config.training.dtype)
     return prepared

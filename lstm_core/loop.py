@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 from lstm_core import convert
 from lstm_core import data as datasets
 from lstm_core import weights as weights_io
-from lstm_core.config import Config
+from lstm_core.config import Config, ConfigError
 from lstm_core.convert import scaler_record
+from lstm_core.machine import check_fits_memory
 from lstm_core.records import SCALER_FILE, WEIGHTS_FILE, RecordsWriter, RunDirError, check_run_dir, clear_run_dir
 
 
@@ -42,6 +43,23 @@ def test_metrics(prepared: datasets.Prepared, outputs: np.ndarray) -> dict[str, 
     return {"test_rmse": float(np.sqrt(np.mean(errors**2))), "test_mae": float(np.mean(np.abs(errors)))}
 
 
+def check_model_fits_memory(config: Config, shapes: tuple[int, int, int, int], window: int) -> None:
+    """Refuse, before drawing them, a model and batch that this machine cannot hold: at least the float64 initial
+    draw, then weights, gradients and Adam's two moments in the training dtype, and per step and layer the
+    gates, h and c (6H values a row) that the backward pass keeps."""
+    parameters = sum(math.prod(shape) for shape in weights_io.parameter_shapes(*shapes).values())
+    _, hidden, layers, _ = shapes
+    itemsize = 4 if config.training.dtype == "float32" else 8
+    activations = config.training.batch_size * window * layers * 6 * hidden
+    check_fits_memory(
+        parameters * (8 + 4 * itemsize) + activations * itemsize,
+        f"a model of {parameters:,} parameters (--hidden-size {hidden}, --num-layers {layers}) trained on "
+        f"batches of {config.training.batch_size} x {window} steps",
+        "reduce --hidden-size, --num-layers, --batch-size or --window",
+        ConfigError,
+    )
+
+
 def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], dict[str, np.random.Generator]]:
     """The data, the starting weights (torch names) and the seeded generators of a run.
 
@@ -54,6 +72,7 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
     generators = datasets.seeded_generators(config.training.seed)
     m = config.model
     shapes = (prepared.input_size, m.hidden_size, m.num_layers, prepared.num_outputs)
+    check_model_fits_memory(config, shapes, prepared.window)
     if not config.training.init_from:
         return prepared, weights_io.initial_weights(*shapes, generators["init"]), generators
     start = convert.load_run(config.training.init_from)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_core import cli, loop, weights
+from lstm_core import cli, loop, machine, weights
 from lstm_core.records import RUN_FILES
 
 TINY = [
@@ -266,6 +266,20 @@ def test_a_second_ctrl_c_aborts_at_once(tmp_path, monkeypatch, capsys):
     assert cli.main([*TINY, "--epochs", "5", "--out", str(tmp_path)]) == cli.EXIT_INTERRUPTED
     assert "aborted by Ctrl-C; no weights or summary were saved" in capsys.readouterr().err
     assert not (tmp_path / "summary.json").exists() and len(read_csv(tmp_path / "epochs.csv")) == 1
+
+
+def test_a_model_beyond_the_machine_is_refused_before_anything_is_drawn(tmp_path, monkeypatch, capsys):
+    """--num-layers 100000 allocates layer by layer: no MemoryError, minutes of swapping, then the OOM killer."""
+    monkeypatch.setattr(machine, "memory_bytes", lambda: 2**20)  # a 1 MiB machine
+    monkeypatch.setattr(loop.weights_io, "initial_weights", lambda *args: pytest.fail("drew the weights"))
+    # 4H(1 + H) + 2 * 4H + H + 1 = 1,055,233 parameters * (8 + 4 * 4) bytes, and 16 * 10 * 6H * 4 bytes of activations
+    assert cli.main([*TINY, "--hidden-size", "512", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        "lstm-train: error: a model of 1,055,233 parameters (--hidden-size 512, --num-layers 1) trained on batches "
+        "of 16 x 10 steps: at least 0.0254 GiB of memory, and this machine has 0.000977 GiB; reduce --hidden-size, "
+        "--num-layers, --batch-size or --window\n"
+    )
+    assert list((tmp_path / "run").iterdir()) == []
 
 
 def test_an_allocation_beyond_the_machine_is_one_line(tmp_path, monkeypatch, capsys):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstm_core import data
+from lstm_core import data, machine
 from lstm_core.config import from_dict
 
 
@@ -83,6 +83,18 @@ def test_epoch_batches_are_seeded_and_drop_the_partial_batch():
     assert first.shape == (3, 32) and len(np.unique(first)) == 96
     with pytest.raises(data.DataError, match="batch_size 64 exceeds the 40 training samples"):
         data.epoch_batches(40, 64, np.random.default_rng(0))
+
+
+def test_a_generated_dataset_beyond_the_machine_is_refused_before_it_is_drawn(monkeypatch):
+    monkeypatch.setattr(machine, "memory_bytes", lambda: 2**20)  # a 1 MiB machine
+    # 100000 windows of 20 steps, float64 and float32: 100000 * 20 * 12 bytes = 22.9 MiB
+    with pytest.raises(data.DataError) as error:
+        data.load(from_dict({"data": {"num_samples": 100_000}}))
+    assert str(error.value) == (
+        "100000 sine windows of 20 steps: at least 0.0224 GiB of memory, and this machine has 0.000977 GiB; "
+        "lower --num-samples or --window"
+    )
+    assert len(data.load(from_dict({"data": {"num_samples": 2000}})).train) > 0  # 0.46 MiB: fits
 
 
 def write_csv(path, text):
