@@ -262,6 +262,10 @@ def load_file(path: str | Path, base: Config | None = None) -> Config:
         raise ConfigError(f"config file {str(path)!r} {error}") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as error:
         first_line = str(error).splitlines()[0]
+        if isinstance(error, yaml.MarkedYAMLError) and error.problem and error.problem_mark:
+            # its first line is often only the context ("while scanning for the next token"), not what is wrong
+            mark = error.problem_mark
+            first_line = f"{error.problem} (at line {mark.line + 1}, column {mark.column + 1})"
         raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {first_line}") from None
     return from_dict(raw, base)
 

@@ -102,6 +102,14 @@ def test_load_file_errors(tmp_path):
     bad.write_text("[model\nhidden_size = 3")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_file(bad)
+    tabbed = tmp_path / "tabbed.yaml"
+    tabbed.write_text("model:\n\thidden_size: 8\n")
+    with pytest.raises(ConfigError) as error:  # PyYAML's first line is its context: "while scanning for the next token"
+        load_file(tabbed)
+    assert str(error.value) == (
+        f"config file {str(tabbed)!r} is not valid YAML: found character '\\t' that cannot start any token "
+        "(at line 2, column 1)"
+    )
     other = tmp_path / "run.py"
     other.write_text("import os")
     with pytest.raises(ConfigError, match=r"must end in \.toml, \.yaml, \.yml or \.json"):
