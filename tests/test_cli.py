@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,17 @@ TINY = [
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "lstm_core.cli", *args], capture_output=True, text=True)
+
+
+def test_train_sh_takes_paths_from_where_it_is_run(tmp_path):
+    """It used to change to the repository first, so a relative --csv or --out meant a path inside the repository."""
+    rows = "\n".join(f"{i},{np.sin(i / 5):.6f}" for i in range(300))
+    (tmp_path / "series.csv").write_text("t,y\n" + rows + "\n")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "train.sh"
+    flags = ["--backend", "torch", *TINY, "--dataset", "csv", "--csv", "series.csv", "--target", "y", "--out", "run"]
+    result = subprocess.run(["bash", str(script), *flags], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "summary.json").is_file()
 
 
 def test_help_explains_every_flag():
