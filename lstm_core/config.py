@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from lstm_core.textfile import read_text
+from lstm_core.textfile import DuplicateKeyError, read_text, unique_keys
 
 DATASETS = ("sine", "adding", "digits", "csv")
 CLASSIFICATION_DATASETS = ("digits",)
@@ -206,22 +206,6 @@ def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
     return validate(dataclasses.replace(config, **updates))
 
 
-class _DuplicateKey(ValueError):
-    """A key given twice in one mapping of a YAML or JSON file, where the later one would silently win."""
-
-    def __init__(self, key: Any, where: str = ""):
-        super().__init__(f"has the key {key!r} twice{where}; keep one of them")
-
-
-def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise _DuplicateKey(key, " in one object")
-        seen.add(key)
-    return dict(pairs)
-
-
 class _UniqueKeyLoader(yaml.SafeLoader):
     """yaml.safe_load's loader, refusing a key given twice in one mapping (merge keys `<<` may still be overridden)."""
 
@@ -234,7 +218,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             try:
                 if key in first_line:
-                    raise _DuplicateKey(key, f" (lines {first_line[key]} and {line})")
+                    raise DuplicateKeyError(key, f" (lines {first_line[key]} and {line})")
                 first_line[key] = line
             except TypeError:  # an unhashable key: the base class refuses it with its own message
                 pass
@@ -255,10 +239,10 @@ def load_file(path: str | Path, base: Config | None = None) -> Config:
         elif path.suffix in (".yaml", ".yml"):
             raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader: builds no Python objects
         elif path.suffix == ".json":
-            raw = json.loads(text, object_pairs_hook=_unique_json_object)
+            raw = json.loads(text, object_pairs_hook=unique_keys)
         else:
             raise ConfigError(f"config file {str(path)!r} must end in .toml, .yaml, .yml or .json")
-    except _DuplicateKey as error:  # TOML refuses duplicates itself
+    except DuplicateKeyError as error:  # TOML refuses duplicates itself
         raise ConfigError(f"config file {str(path)!r} {error}") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as error:
         first_line = str(error).splitlines()[0]

@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from lstm_core import weights as weights_io
 from lstm_core.data import Prepared, Split
 from lstm_core.records import SCALER_FILE
-from lstm_core.textfile import read_text
+from lstm_core.textfile import DuplicateKeyError, read_text, unique_keys
 from lstm_core.weights import WeightsError
 
 _LSTM_NAME = re.compile(r"lstm\.(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)")
@@ -122,15 +122,21 @@ def _read_scaler(path: Path) -> dict:
     if not path.is_file():
         raise WeightsError(f"run directory {str(path.parent)!r} has no {SCALER_FILE}; re-run the training")
     try:
-        scaler = json.loads(read_text(path, WeightsError, "re-run the training that wrote it"))
+        scaler = json.loads(
+            read_text(path, WeightsError, "re-run the training that wrote it"), object_pairs_hook=unique_keys
+        )
     except json.JSONDecodeError as error:
         raise WeightsError(f"{str(path)!r} is not valid JSON ({error}); re-run the training") from None
+    except DuplicateKeyError as error:
+        raise WeightsError(f"{str(path)!r} {error}, or re-run the training that wrote it") from None
     if not isinstance(scaler, dict) or set(scaler) != {"features", "targets"}:
         raise WeightsError(f"{str(path)!r} must hold 'features' and 'targets', got {reprlib.repr(scaler)}")
     for key, entry in scaler.items():
         if entry is None:
             continue
         try:  # numbers, or "nan"/"inf" as records.jsonable writes them (refused below as non-finite)
+            if any(isinstance(value, bool) for name in ("mean", "scale") for value in entry[name]):
+                raise TypeError("true/false is not a number here (numpy would read it as 1/0)")
             mean, scale = (np.asarray(entry[name], dtype=np.float64) for name in ("mean", "scale"))
         except (KeyError, TypeError, ValueError):
             mean = scale = None

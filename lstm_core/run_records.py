@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
-from lstm_core.textfile import read_text
+from lstm_core.textfile import DuplicateKeyError, read_text, unique_keys
 
 
 class RunRecordsError(ValueError):
@@ -125,11 +125,13 @@ def _read_json(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        value = json.loads(read_text(path, RunRecordsError, NOT_A_RECORD))
+        value = json.loads(read_text(path, RunRecordsError, NOT_A_RECORD), object_pairs_hook=unique_keys)
     except json.JSONDecodeError as error:
         raise RunRecordsError(
             f"{path.name} is not valid JSON ({error.msg} at line {error.lineno}): the file is truncated or corrupt"
         ) from None
+    except DuplicateKeyError as error:
+        raise RunRecordsError(f"{path.name} {error}: {NOT_A_RECORD}") from None
     if not isinstance(value, dict):
         raise RunRecordsError(f"{path.name} must hold a JSON object, got {type(value).__name__}")
     return value

@@ -4,6 +4,7 @@ one error that names the file, what is wrong with it and what to do."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def read_text(path: str | Path, error: type[Exception], fix: str) -> str:
@@ -20,3 +21,21 @@ def read_text(path: str | Path, error: type[Exception], fix: str) -> str:
         line = problem.object[: problem.start].count(b"\n") + 1
         byte = problem.object[problem.start]
         raise error(f"{str(path)!r} is not UTF-8 text (byte {byte:#04x} on line {line}); {fix}") from None
+
+
+class DuplicateKeyError(ValueError):
+    """A key given twice in one mapping of a JSON or YAML file, where the parser would silently keep the last."""
+
+    def __init__(self, key: Any, where: str = " in one object"):
+        super().__init__(f"has the key {key!r} twice{where}; keep one of them")
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads(..., object_pairs_hook=unique_keys)`: a JSON object as a dict, DuplicateKeyError on a key
+    given twice."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise DuplicateKeyError(key)
+        seen.add(key)
+    return dict(pairs)

@@ -170,8 +170,12 @@ def test_non_finite_or_non_positive_scaling_is_refused(features, problem, tmp_pa
             "'features' is {'mean': [0, 0], 'scale': [1]}",
         ),
         ({"features": None, "targets": 3}, "'targets' is 3"),
+        (  # numpy would read true as 1.0
+            {"features": {"mean": [True], "scale": [1]}, "targets": None},
+            "'features' is {'mean': [True], 'scale': [1]}",
+        ),
     ],
-    ids=["unknown-keys", "a-list", "text", "nested-lists", "unequal-lengths", "a-number"],
+    ids=["unknown-keys", "a-list", "text", "nested-lists", "unequal-lengths", "a-number", "a-boolean"],
 )
 def test_malformed_scaling_names_the_entry(scaler, wrong, tmp_path):
     run_dir = tiny_run(tmp_path / "run", scaler=scaler)
@@ -179,6 +183,16 @@ def test_malformed_scaling_names_the_entry(scaler, wrong, tmp_path):
         f"{str(run_dir / convert.SCALER_FILE)!r}: {wrong}; each of 'features' and 'targets' must be null or "
         "{'mean': [numbers], 'scale': [positive numbers]} with lists of equal length; re-run the training that wrote it"
     )
+    with pytest.raises(weights_io.WeightsError, match=re.escape(expected)):
+        convert.load_run(run_dir)
+
+
+def test_a_scaler_file_giving_a_key_twice_is_refused(tmp_path):
+    """json would keep the last 'features' (null here: the data would go unscaled into a model trained scaled)."""
+    run_dir = tiny_run(tmp_path / "run")
+    text = '{"features": {"mean": [0], "scale": [1]}, "targets": {"mean": [0], "scale": [1]}, "features": null}'
+    (run_dir / convert.SCALER_FILE).write_text(text)
+    expected = f"{str(run_dir / convert.SCALER_FILE)!r} has the key 'features' twice in one object; keep one of them"
     with pytest.raises(weights_io.WeightsError, match=re.escape(expected)):
         convert.load_run(run_dir)
 

@@ -115,6 +115,14 @@ def test_a_bad_value_after_a_blank_line_is_named_by_its_file_line(tmp_path, rng)
         load_run(path)
 
 
+def test_a_record_giving_a_key_twice_is_refused(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    text = (path / "summary.json").read_text()
+    (path / "summary.json").write_text(text.replace("{", '{"task": "classification", ', 1))
+    with pytest.raises(RunRecordsError, match=re.escape("summary.json has the key 'task' twice in one object")):
+        load_run(path)
+
+
 def test_a_loss_below_zero_is_refused_not_judged(tmp_path, rng):
     """The rules compare losses by ratios (an earlier low of -2 makes any later point an 'infinite rebound'):
     a negative loss, e.g. a Gaussian negative log-likelihood from a plain loop, is refused by its line."""
