@@ -74,9 +74,12 @@ def test_usage_and_input_errors_exit_2(tmp_path, capsys):
         ),
         ("--out", ""): "--out is empty; pass the directory",
     }
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "parity.json").write_text("{}")  # an earlier run's report: a refused run keeps it
     for args, message in refused.items():
         assert cli.main(["--out", str(tmp_path / "run"), *args]) == 2
         assert message in capsys.readouterr().err
+    assert (tmp_path / "run" / "parity.json").read_text() == "{}"
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
@@ -86,12 +89,14 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli.engine, "run", ctrl_c)
+    for earlier in ("parity.json", "parity.png"):  # an earlier run's report must not pass for this run's
+        (tmp_path / earlier).write_text("earlier")
     assert cli.main([*FLAGS, "--out", str(tmp_path)]) == EXIT_INTERRUPTED
     assert capsys.readouterr().err == (
         f"lstm-parity: aborted by Ctrl-C; nothing was compared and no report was written (the records of finished "
         f"epochs, if any, are in {tmp_path / 'torch'} and {tmp_path / 'jax'})\n"
     )
-    assert not (tmp_path / "parity.json").exists()
+    assert not (tmp_path / "parity.json").exists() and not (tmp_path / "parity.png").exists()
 
 
 def test_the_console_script_takes_lstm_train_flags():
