@@ -226,7 +226,8 @@ class RunRecorder:
 
     @property
     def stopped_nonfinite(self) -> bool:
-        return not (math.isfinite(self.train_loss) and math.isfinite(self.val_loss))
+        """Whether the last recorded epoch's train or val loss is non-finite (no epoch recorded: False)."""
+        return self.epoch > 0 and not (math.isfinite(self.train_loss) and math.isfinite(self.val_loss))
 
     def close(self) -> dict[str, Any]:
         """Write summary.json (steps still buffered are dropped: call end_epoch first) and return it."""

@@ -85,6 +85,13 @@ def test_end_epoch_needs_a_step(tmp_path):
         recorder.end_epoch(1.0)
 
 
+def test_a_recorder_closed_before_any_epoch_says_it_did_not_stop_on_a_nonfinite_loss(tmp_path):
+    """No epoch ended, so no loss is known (nan): that is not a loss that turned non-finite."""
+    recorder = RunRecorder(tmp_path, ["w"], np.asarray, backend="torch", lr=0.01, hidden_size=8)
+    summary = recorder.close()
+    assert summary["stopped_nonfinite"] is False and summary["epochs_run"] == 0 and summary["steps"] == 0
+
+
 # ------------------------------------------------------------------------------------------------------ torch
 def torch_loop(run_dir, epochs=3, lr=0.01, max_norm=1.0, loss_at=None, probe=False):
     """A plain PyTorch loop as a user writes it, plus the recorder's lines. Returns the recorder and the
