@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from jax.experimental import rnn
 
-from benchmarks import bench, impls, report
+from benchmarks import bench, impls, measure, peak, report
 from benchmarks.impls import Shape
-from benchmarks.measure import time_calls
+from benchmarks.measure import Timing, time_calls
 from lstm_core.flops import lstm_step_flops
 from lstm_core.machine import cpu_cores
 from tests.test_cudnn import reference_lstm
@@ -18,11 +18,35 @@ def test_flops_count_both_matmuls_of_every_layer_three_times():
     assert lstm_step_flops(2, 3, 5, 7, 2) == 3 * 3 * (2 * 2 * (5 + 7) * 28 + 2 * 2 * 14 * 28)
 
 
-def test_time_calls_repeats_within_its_bounds():
-    calls = []
-    timing = time_calls(lambda: calls.append(1), warmup=2, min_repeats=4, max_repeats=6, budget_s=0.0)
-    assert len(calls) == 2 + 4 and timing.repeats == 4
-    assert 0 <= timing.min_ms <= timing.median_ms <= timing.max_ms
+def test_time_calls_reports_the_median_and_spread_of_the_timed_calls_only(monkeypatch):
+    """A scripted clock (no real timing): each call advances it by the next duration; the two warm-up calls take
+    1000 s each, so a warm-up counted among the repeats would show in every statistic."""
+    clock = [0.0]
+    durations = iter([1000.0, 1000.0, 0.001, 0.004, 0.1, 0.002, 0.003, 5.0])  # s: warm-up 2, then timed
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
+
+    def call():
+        clock[0] += next(durations)
+
+    timing = time_calls(call, warmup=2, min_repeats=5, max_repeats=6, budget_s=0.0)
+    # 5 timed calls of 1, 4, 100, 2, 3 ms: median 3 (their mean would be 22); a float clock, so 1e-9 relative
+    assert timing.repeats == 5
+    assert timing.median_ms == pytest.approx(3.0, rel=1e-9)
+    assert (timing.min_ms, timing.max_ms) == (pytest.approx(1.0, rel=1e-9), pytest.approx(100.0, rel=1e-9))
+    assert next(durations) == 5.0  # the budget spent, no sixth call
+    clock[0] = 0.0
+    durations = iter([0.0] * 2 + [0.001] * 10)
+    assert time_calls(call, warmup=2, min_repeats=1, max_repeats=6, budget_s=1.0).repeats == 6  # capped
+
+
+def test_the_matmul_peak_counts_two_flops_per_multiply_add_and_takes_the_faster_library(monkeypatch):
+    timings = iter([Timing(9.0, 2.0, 9.0, 5, None), Timing(9.0, 1.0, 9.0, 5, None)])  # torch, then XLA: best ms
+    monkeypatch.setattr(peak, "time_calls", lambda call, budget_s: (call(), next(timings))[1])
+    result = peak.matmul_peak_gflops("cpu", size=16)
+    # 2·16³ FLOPs in the fastest call (min_ms), in GFLOP/s: exact binary fractions but for the last division
+    assert result["torch"] == pytest.approx(2 * 16**3 / 2.0 / 1e6, rel=1e-15)
+    assert result["xla"] == pytest.approx(2 * 16**3 / 1.0 / 1e6, rel=1e-15)
+    assert result["peak"] == result["xla"]
 
 
 def test_ratios_are_against_torch_eager_of_the_same_shape():
@@ -36,19 +60,47 @@ def test_ratios_are_against_torch_eager_of_the_same_shape():
     assert [row["ratio_vs_torch_eager"] for row in rows] == [1.0, 2.5, None]
 
 
-@pytest.mark.parametrize("impl", ["torch-eager", "jax-epoch", "jax-epoch-1shard", "flax-stock"])
-def test_a_tiny_row_has_every_field(impl):
-    row = bench.bench_one(impl, Shape(4, 5, 2, 3, 2), "cpu", budget_s=0.0, peak=100.0)
+# The fields README's benchmark section and the issue name, and the ones a CPU row adds (memory, the split).
+ROW_FIELDS = {"impl", "batch", "seq_len", "input_size", "hidden_size", "num_layers", "median_ms", "min_ms", "max_ms"}
+ROW_FIELDS |= {"ratio_vs_torch_eager", "compile_s", "gflops", "peak_fraction"}
+CPU_ROW_FIELDS = ROW_FIELDS | {"repeats", "peak_memory_mb", "xla_memory_mb", "shards"}
+FAKE_TIMING = Timing(median_ms=80.0, min_ms=40.0, max_ms=160.0, repeats=5, peak_memory_mb=1.5)
+
+
+@pytest.fixture
+def fixed_timing(monkeypatch):
+    """Every row is timed as FAKE_TIMING after one real step, and the matmul peak is 100 GFLOP/s: the rows'
+    arithmetic is checked with numbers that do not depend on the machine."""
+    monkeypatch.setattr(bench, "time_calls", lambda step, budget_s: (step(), FAKE_TIMING)[1])
+    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device: {"peak": 100.0, "torch": 100.0, "xla": 50.0})
+
+
+@pytest.mark.parametrize("impl", ["jax-epoch", "jax-epoch-1shard", "flax-stock"])
+def test_a_tiny_row_is_its_timing_per_batch_against_torch_eager_measured_in_the_same_run(impl, fixed_timing):
+    shape = Shape(4, 5, 2, 3, 2)
+    results = bench.run_grid([shape], ["torch-eager", impl], "cpu", budget_s=0.0)
+    assert results["matmul_peak_gflops"]["peak"] == 100.0
+    torch_row, row = results["rows"]
     assert "error" not in row, row.get("error")
-    for field in ("median_ms", "min_ms", "max_ms", "compile_s", "gflops", "peak_fraction", "peak_memory_mb"):
-        assert field in row
-    assert row["min_ms"] <= row["median_ms"] <= row["max_ms"]
-    assert row["peak_fraction"] == pytest.approx(row["gflops"] / 100.0, rel=1e-12)
+    assert set(torch_row) == set(row) == CPU_ROW_FIELDS
+    shape_fields = ("impl", "batch", "seq_len", "input_size", "hidden_size", "num_layers")
+    assert [row[field] for field in shape_fields] == [impl, 4, 5, 2, 3, 2]
+    # A jax-epoch call runs the epoch's 8 batches: its times are per batch; the other rows run one a call.
+    per_call = impls.NUM_BATCHES if impl.startswith("jax-epoch") else 1
+    timings = (row["median_ms"], row["min_ms"], row["max_ms"], row["repeats"], row["peak_memory_mb"])
+    assert timings == (80.0 / per_call, 40.0 / per_call, 160.0 / per_call, 5, 1.5)
+    assert (torch_row["median_ms"], torch_row["min_ms"], torch_row["max_ms"]) == (80.0, 40.0, 160.0)
+    for r in (torch_row, row):
+        # GFLOP/s: the step's matmul FLOPs over the median; a fraction of the peak. One or two float roundings.
+        assert r["gflops"] == pytest.approx(lstm_step_flops(4, 5, 2, 3, 2) / r["median_ms"] / 1e6, rel=1e-15)
+        assert r["peak_fraction"] == pytest.approx(r["gflops"] / 100.0, rel=1e-15)
+        assert r["compile_s"] > 0  # a real build: compile or the first call's set-up
+    assert torch_row["ratio_vs_torch_eager"] == 1.0
+    assert row["ratio_vs_torch_eager"] == pytest.approx(torch_row["median_ms"] / row["median_ms"], rel=1e-15)
     assert row["shards"] == (1 if impl.startswith("jax-epoch") else None)  # a tiny step is not worth splitting
-    if impl == "torch-eager":
-        assert row["xla_memory_mb"] is None
-    else:  # at least the float32 training data XLA holds as an argument: 32 samples x 5 steps x 2 features
-        assert row["xla_memory_mb"] >= 32 * 5 * 2 * 4 / 2**20
+    assert torch_row["xla_memory_mb"] is None and torch_row["shards"] is None
+    # at least the float32 training data XLA holds as an argument: 32 samples x 5 steps x 2 features
+    assert row["xla_memory_mb"] >= 32 * 5 * 2 * 4 / 2**20
 
 
 @pytest.mark.parametrize("impl", impls.GPU_ONLY)
@@ -57,15 +109,21 @@ def test_cudnn_rows_on_a_cpu_are_reported_as_errors_that_name_the_fix(impl):
     assert "--device gpu" in row["error"] and "median_ms" not in row
 
 
-def test_the_stock_cudnn_row_trains_with_jax_reference_lstm_standing_in(monkeypatch):
-    """jax-rnn-stock's step (flat weights, head, optax chain), with the kernel replaced by jax's reference
-    (tests/test_cudnn.py): it compiles and steps; on a GPU the same code calls cuDNN."""
+def test_the_stock_cudnn_row_trains_with_jax_reference_lstm_standing_in(monkeypatch, fixed_timing):
+    """jax-rnn-stock's row (flat weights, head, optax chain), with the kernel replaced by jax's reference
+    (tests/test_cudnn.py): it compiles, steps and is reported as the other rows; on a GPU the same code calls
+    cuDNN."""
     monkeypatch.setattr(rnn, "lstm", reference_lstm)
     monkeypatch.setattr(impls, "_require_gpu", lambda impl, device: None)
-    built = impls.jax_rnn_stock(Shape(4, 5, 2, 3, 2), "cpu")
-    for _ in range(3):
-        built.step()
-    assert built.compile_s > 0 and built.xla_memory_mb > 0
+    row = bench.bench_one("jax-rnn-stock", Shape(4, 5, 2, 3, 2), "cpu", budget_s=0.0, peak=100.0)
+    assert "error" not in row, row.get("error")
+    assert set(row) == CPU_ROW_FIELDS - {"ratio_vs_torch_eager"}  # add_ratios adds it, from the run's rows
+    assert (row["median_ms"], row["min_ms"], row["max_ms"]) == (80.0, 40.0, 160.0)  # one batch a call
+    assert row["gflops"] == pytest.approx(lstm_step_flops(4, 5, 2, 3, 2) / 80.0 / 1e6, rel=1e-15)
+    assert row["shards"] is None  # not our trainer
+    # XLA's account holds at least the arguments: the weights and Adam's two moments, float32
+    weights = rnn.get_num_params_in_lstm(2, 3, 2, False) + 3  # the LSTM's flat vector and the (3, 1) head
+    assert row["xla_memory_mb"] >= 3 * weights * 4 / 2**20
 
 
 def test_cpu_default_rows_leave_out_the_cudnn_ones():
