@@ -17,7 +17,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from lstm_core.config import ClippingConfig, PlateauConfig
+from lstm_core.config import ClippingConfig, Config, PlateauConfig
 from lstm_core.weights import parameter_shapes
 from lstm_jax import optim as jax_optim
 from lstm_torch import optim as torch_optim
@@ -116,25 +116,30 @@ def random_gradients(seed: int, scale: float) -> dict[str, np.ndarray]:
     return {name: scale * rng.standard_normal(shape) for name, shape in parameter_shapes(5, 17, 2, 3).items()}
 
 
-def torch_clip(grads: dict[str, np.ndarray], cfg: ClippingConfig, dtype) -> tuple[float, dict[str, np.ndarray]]:
+def torch_clip(grads: dict[str, np.ndarray], cfg: ClippingConfig, dtype) -> tuple[float, float, dict[str, np.ndarray]]:
+    """The torch trainer's clip: (factor reported, norm reported, the gradients Adam then steps with)."""
     params = []
     for value in grads.values():
         param = torch.nn.Parameter(torch.zeros(value.shape, dtype=dtype))
         param.grad = torch.tensor(value, dtype=dtype)
         params.append(param)
-    _, factor = torch_optim.clip_gradients(params, cfg)
-    return float(factor), {name: p.grad.numpy() for name, p in zip(grads, params, strict=True)}
+    norm, factor = torch_optim.clip_gradients(params, cfg)
+    return float(factor), float(norm), {name: p.grad.numpy() for name, p in zip(grads, params, strict=True)}
 
 
-def jax_clip(grads: dict[str, np.ndarray], cfg: ClippingConfig, dtype) -> tuple[float, dict[str, np.ndarray]]:
+def jax_clip(grads: dict[str, np.ndarray], cfg: ClippingConfig, dtype) -> tuple[float, float, dict[str, np.ndarray]]:
+    """The JAX trainer's clip: (factor and norm as its train_step reports them, the gradients its optimizer hands
+    Adam). The latter are read from Adam's first moment after one update: mu = (1 - b1) * g from zero."""
     with jax.enable_x64(dtype == np.float64):
         tree = jax.tree.map(lambda g: jax.numpy.asarray(g, dtype), grads)
-        factor = jax_optim.clip_factor(optax.tree.norm(tree), cfg)
-        if not cfg.enabled:
-            return float(factor), grads
-        transform = jax_optim.clip_by_global_norm_torch(cfg.max_norm)
-        clipped, _ = transform.update(tree, transform.init(tree))
-        return float(factor), jax.tree.map(np.asarray, clipped)
+        norm = optax.tree.norm(tree)
+        config = Config(clipping=cfg)
+        tx = jax_optim.build_optimizer(config)
+        params = jax.tree.map(jax.numpy.zeros_like, tree)
+        _, state = tx.update(tree, tx.init(params), params)
+        mu = optax.tree.get(state, "mu")
+        handed_to_adam = {name: np.asarray(m, np.float64) / (1 - config.optimizer.betas[0]) for name, m in mu.items()}
+        return float(jax_optim.clip_factor(norm, cfg)), float(norm), handed_to_adam
 
 
 @pytest.mark.parametrize(
@@ -151,20 +156,29 @@ def jax_clip(grads: dict[str, np.ndarray], cfg: ClippingConfig, dtype) -> tuple[
 def test_clipping_applies_the_same_factor_in_both_stacks(dtype, torch_dtype, rtol, seed, log_scale, max_norm):
     grads = random_gradients(seed, 10.0**log_scale)
     cfg = ClippingConfig(max_norm=max_norm)
-    expected_factor, expected = torch_clip(grads, cfg, torch_dtype)
-    factor, clipped = jax_clip(grads, cfg, dtype)
+    expected_factor, expected_norm, expected = torch_clip(grads, cfg, torch_dtype)
+    factor, norm, clipped = jax_clip(grads, cfg, dtype)
     assert factor == pytest.approx(expected_factor, rel=rtol, abs=0)
+    assert norm == pytest.approx(expected_norm, rel=rtol, abs=0)
     for name in grads:
         np.testing.assert_allclose(clipped[name], expected[name], rtol=rtol, atol=0)
 
 
 def test_clipping_off_leaves_gradients_alone_and_on_follows_torch_rule():
     grads = random_gradients(0, 100.0)
-    off = ClippingConfig(enabled=False)
-    assert torch_clip(grads, off, torch.float64)[0] == 1.0 and jax_clip(grads, off, np.float64)[0] == 1.0
     norm = math.sqrt(sum(float((g**2).sum()) for g in grads.values()))  # ~6800: every clip scales down
-    for clip in (
-        torch_clip(grads, ClippingConfig(max_norm=1.0), torch.float64),
-        jax_clip(grads, ClippingConfig(max_norm=1.0), np.float64),
-    ):
-        assert clip[0] == pytest.approx(1.0 / (norm + 1e-6), rel=1e-13, abs=0)
+    off = ClippingConfig(enabled=False)
+    for factor, reported_norm, stepped in (torch_clip(grads, off, torch.float64), jax_clip(grads, off, np.float64)):
+        # Off: factor 1, the norm still reported (two summation orders of ~10^4 squares, float64: ~1e-15), and
+        # Adam steps with the gradients as they are: exactly in torch, and in JAX up to the 2 roundings of reading
+        # them back through Adam's first moment, (0.1 * g) / 0.1 (<= 2.3e-16 relative)
+        assert factor == 1.0
+        assert reported_norm == pytest.approx(norm, rel=1e-13, abs=0)
+        for name, value in grads.items():
+            np.testing.assert_allclose(stepped[name], value, rtol=1e-15, atol=0, err_msg=name)
+    on = ClippingConfig(max_norm=1.0)
+    for factor, reported_norm, stepped in (torch_clip(grads, on, torch.float64), jax_clip(grads, on, np.float64)):
+        assert factor == pytest.approx(1.0 / (norm + 1e-6), rel=1e-13, abs=0)  # torch's rule, 1e-6 included
+        assert reported_norm == pytest.approx(norm, rel=1e-13, abs=0)  # before clipping
+        for name, value in grads.items():  # the same factor on every tensor; float64 as above
+            np.testing.assert_allclose(stepped[name], value / (norm + 1e-6), rtol=1e-13, atol=0, err_msg=name)
