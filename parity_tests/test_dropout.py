@@ -53,7 +53,11 @@ def test_dropout_acts_in_training_and_probes_do_not_consume_its_randomness(train
         assert change > 0.02, (name, change)
         # step_details reads the random state without advancing it: the same mask twice.
         np.testing.assert_array_equal(first, again)
-        built[name].train_epoch(batch[None], 1)
+        probed_loss = built[name].step_details(batch)["loss"]
+        step_loss = built[name].train_epoch(batch[None], 1)["loss"][0]
+        # ...and it is the mask the next step draws: the step's loss is the probe's. float64, the same forward pass
+        # in another program (JAX: the fused epoch): rounding only; another mask moves the outputs ~6 % (above)
+        assert step_loss == pytest.approx(probed_loss, rel=1e-12, abs=0), name
         after_step = built[name].step_details(batch)["outputs"]
         assert not np.allclose(after_step, first, rtol=1e-3)  # a step later: new weights and a new mask
 
