@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import csv
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from lstm_core import weights
+from lstm_core import data, loop, weights
 from lstm_core.config import Config
 from lstm_torch import optim as torch_optim
 from lstm_torch import train as torch_train
@@ -62,3 +65,29 @@ def test_plateau_steps_on_validation_loss(tiny_config):
     assert trainer.lr == 0.01
     trainer.end_epoch(1.0)  # no improvement with patience 0: reduce at once
     assert trainer.lr == pytest.approx(0.001, rel=1e-15)
+
+
+def test_the_training_loop_feeds_the_seeded_batch_order_and_records_what_the_trainer_returns(tiny_config, tmp_path):
+    """lstm-train's loop (lstm_core.loop.train) against the same trainer driven by hand: each epoch a fresh
+    permutation from the seed's batch generator, the per-step statistics written as returned, the plateau stepped
+    on each epoch's validation loss. Both are the same float64 operations in one process: equal to the last bit."""
+    # patience 0 and a 90 % threshold: every epoch after the first is a bad one, so the lr falls after epoch 2
+    config = replace(tiny_config, training={"dtype": "float64", "epochs": 3}, plateau={"patience": 0, "threshold": 0.9})
+    loop.train(dataclasses.replace(config, backend="torch"), tmp_path, progress=False)
+    trainer, prepared, generators, _ = make_trainer(config)
+    losses, val_losses, lrs, step = [], [], [], 1
+    for _ in range(config.training.epochs):
+        batches = data.epoch_batches(len(prepared.train), config.training.batch_size, generators["batches"])
+        lrs.append(trainer.lr)
+        losses.append(trainer.train_epoch(batches, step)["loss"])
+        step += len(batches)
+        val_losses.append(trainer.evaluate(prepared.val)[0])
+        trainer.end_epoch(val_losses[-1])
+    with (tmp_path / "steps.csv").open() as handle:
+        recorded = [float(row["loss"]) for row in csv.DictReader(handle)]
+    np.testing.assert_array_equal(recorded, np.concatenate(losses))
+    with (tmp_path / "epochs.csv").open() as handle:
+        epochs = list(csv.DictReader(handle))
+    np.testing.assert_array_equal([float(row["val_loss"]) for row in epochs], val_losses)
+    np.testing.assert_array_equal([float(row["lr"]) for row in epochs], lrs)
+    assert lrs == [0.01, 0.01, pytest.approx(0.001, rel=1e-15)]  # the plateau acted (0.01 * 0.1, one rounding)
