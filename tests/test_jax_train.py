@@ -168,20 +168,24 @@ def test_dropout_acts_between_layers_only_and_keeps_the_expected_value():
         training = model.apply({"params": one_layer}, x, train=True, rngs=rngs)
         evaluation = model.apply({"params": one_layer}, x)
         model = jax_model.LSTMModel(6, 2, 1, dropout=0.25)
-        _, state = model.apply({"params": params}, x, train=True, rngs=rngs, capture_intermediates=True)
+        outputs, state = model.apply({"params": params}, x, train=True, rngs=rngs, capture_intermediates=True)
+        dropped = state["intermediates"]["lstm"]["Dropout_0"]["__call__"][0]  # (T, B, H): flax's dropout of layer 0
         lstm = params["lstm"]
-        layer_0 = jax_model.lstm_layer(
-            jnp.swapaxes(x, 0, 1),
-            *(lstm[f"{kind}_l0"] for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")),
-            jnp.zeros((7, 8, 6)),
-        )  # (T, B, H): the first layer's outputs, undropped
-        return training, evaluation, state["intermediates"]["lstm"]["Dropout_0"]["__call__"][0], layer_0
+        layers = [[lstm[f"{kind}_l{k}"] for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")] for k in (0, 1)]
+        zeros = jnp.zeros((7, 8, 6))
+        layer_0 = jax_model.lstm_layer(jnp.swapaxes(x, 0, 1), *layers[0], zeros)  # (T, B, H), undropped
+        # the stack by hand: layer 1 fed layer 0's outputs, zeroed where flax's mask zeroed them and scaled by 1/(1-p)
+        layer_1 = jax_model.lstm_layer(jnp.where(dropped != 0, layer_0 / 0.75, 0.0), *layers[1], zeros)
+        by_hand = layer_1[-1] @ params["head"]["weight"].T + params["head"]["bias"]  # (B, 1)
+        return training, evaluation, dropped, layer_0, outputs, by_hand
 
-    training, evaluation, dropped, layer_0 = map(np.asarray, run(params, one_layer))
+    training, evaluation, dropped, layer_0, outputs, by_hand = map(np.asarray, run(params, one_layer))
     np.testing.assert_array_equal(training, evaluation)  # one layer: nothing to drop
-    kept = dropped != 0  # dropped (T, B, H): the second layer's input
-    # float64: the model's fused layer against the plain scan, the same maths in another order (measured 5.4e-15)
+    kept = dropped != 0
+    # float64: the model's fused layers against the plain scan, the same maths in another order (measured 5.4e-15
+    # on the dropped inputs, 1e-15 on the outputs)
     np.testing.assert_allclose(dropped[kept], layer_0[kept] / 0.75, rtol=1e-13)
+    np.testing.assert_allclose(outputs, by_hand, rtol=1e-13)  # what layer 1 saw: that input, as it is
     # 336 elements, each kept with probability 0.75: the share kept lies in 0.75 ± 0.1 (4.3 sd; measured 0.726)
     assert abs(kept.mean() - 0.75) < 0.1
 
