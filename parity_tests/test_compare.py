@@ -54,3 +54,15 @@ def test_runs_that_diverge_alike_agree_and_runs_that_diverge_apart_do_not():
     got = compare.relative(a, b, (1,))
     np.testing.assert_array_equal(got[:5], [0.0, 0.0, np.inf, np.inf, np.inf])
     assert got[5] == 0.5 / 5.0  # finite rows as before: ‖a - b‖ / ‖b‖
+
+
+def test_a_nan_difference_is_out_of_tolerance_at_its_step():
+    """A difference that is NaN (no number to compare) fails, however wide the limit: `nan <= limit` is False, and
+    so is `nan > limit`, so the check must ask whether the difference is within the limit, not beyond it."""
+    result = compare.check(
+        "loss", np.array([1, 2, 3, 4]), np.array([0.0, 1e-13, np.nan, 0.0]), compare.Tolerance(1.0, "")
+    )
+    assert not result.passed and result.first_failing_step == 3
+    assert np.isnan(result.max_diff)
+    within = compare.check("loss", np.array([1, 2]), np.array([0.0, 1.0]), compare.Tolerance(1.0, ""))
+    assert within.passed and within.max_diff == 1.0  # the limit itself is within tolerance
