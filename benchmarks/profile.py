@@ -59,9 +59,21 @@ def layer_widths(shape: Shape) -> list[int]:
     return [shape.input_size] + [shape.hidden_size] * (shape.num_layers - 1)
 
 
-def matmul_loops(shape: Shape, mesh):
-    """The recurrence's per-time-step matmuls alone, as two programs over each shard's rows (a loop per layer,
-    T steps each, as `lstm_jax.fused` runs them): forward() and backward(), each blocking until done."""
+def over_batches(part):
+    """A jitted program that runs `part(one_batch, *fixed)` for each batch along `batched`'s leading axis in one
+    `lax.scan`, as `jax-epoch` runs its steps: program(batched, fixed)."""
+    import jax
+
+    def program(batched, fixed):
+        return jax.lax.scan(lambda _, one: (None, part(one, *fixed)), None, batched)[1]
+
+    return jax.jit(program)
+
+
+def matmul_parts(shape: Shape, mesh):
+    """The recurrence's per-time-step matmuls alone, each batch's rows split over `mesh` as the trainer splits
+    them, a loop of T steps per layer as `lstm_jax.fused` runs them: (forward(), backward()), each running
+    NUM_BATCHES batches and blocking until done."""
     import jax
     import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec
@@ -75,60 +87,74 @@ def matmul_loops(shape: Shape, mesh):
     def draw(*dims):
         return jax.random.normal(next(keys), dims, jnp.float32)
 
-    xs = [draw(steps, batch, n + 1 + hidden) for n in widths]  # [x_t, 1, h_{t-1}] (T, B, In_k + 1 + H)
-    gates = [draw(steps, batch, 4 * hidden) for _ in widths]  # dG_t (T, B, 4H)
+    xs = [draw(NUM_BATCHES, steps, batch, n + 1 + hidden) for n in widths]  # [x_t, 1, h_{t-1}] per batch
+    gates = [draw(NUM_BATCHES, steps, batch, 4 * hidden) for _ in widths]  # dG_t per batch
     forward_weights = [draw(n + 1 + hidden, 4 * hidden) for n in widths]
     # layer 0 forms no input gradient (`fused`): dG_t @ W_hh only; deeper layers dG_t @ [W_ih | W_hh]
     backward_weights = [draw(4 * hidden, (n if k else 0) + hidden) for k, n in enumerate(widths)]
 
-    def forward(xs, weights):
+    def forward(xs, weights):  # xs: each layer's (T, B, In_k + 1 + H)
         return [jax.lax.scan(lambda _, x, w=w: (None, x @ w), None, x)[1] for x, w in zip(xs, weights, strict=True)]
 
-    def backward(xs, gates, weights):
+    def backward(inputs, weights):  # inputs: each layer's (T, B, In_k + 1 + H) and dG (T, B, 4H)
         def layer(x, g, w):
-            def step(d_weights, inputs):
-                x_t, g_t = inputs
+            def step(d_weights, inputs_t):
+                x_t, g_t = inputs_t
                 return d_weights + x_t.T @ g_t, g_t @ w
 
             return jax.lax.scan(step, jnp.zeros((x.shape[-1], g.shape[-1])), (x, g), reverse=True)
 
-        d_weights, d_inputs = zip(*map(layer, xs, gates, weights), strict=True)
+        d_weights, d_inputs = zip(*map(layer, *inputs, weights), strict=True)
         return list(d_weights), list(d_inputs)
 
     rows, whole = PartitionSpec(None, BATCH), PartitionSpec()
     split = partial(jax.shard_map, mesh=mesh, check_vma=False)
-    forward = jax.jit(split(forward, in_specs=(rows, whole), out_specs=rows))
-    # each shard's dW is its own sum (not reduced over the shards: the trainer's pmean is not part of the loop)
-    backward = jax.jit(split(backward, in_specs=(rows, rows, whole), out_specs=(PartitionSpec(BATCH), rows)))
-    placed = jax.device_put((xs, gates), NamedSharding(mesh, rows))
+    # each shard's dW is its own sum (the trainer's pmean over the shards is not part of the loop)
+    forward = over_batches(split(forward, in_specs=(rows, whole), out_specs=rows))
+    backward = over_batches(split(backward, in_specs=((rows, rows), whole), out_specs=(PartitionSpec(BATCH), rows)))
+    xs, gates = jax.device_put((xs, gates), NamedSharding(mesh, whole))  # as the trainer holds its data
     return (
-        lambda: jax.block_until_ready(forward(placed[0], forward_weights)),
-        lambda: jax.block_until_ready(backward(*placed, backward_weights)),
+        lambda: jax.block_until_ready(forward(xs, (forward_weights,))),
+        lambda: jax.block_until_ready(backward((xs, gates), (backward_weights,))),
     )
 
 
 def profile_shape(shape: Shape, budget_s: float, peak_gflops: float) -> dict:
-    """One shape's profile row (times in ms per training step of one batch; rates against `peak_gflops`)."""
+    """One shape's profile row (times in ms per training step of one batch; rates against `peak_gflops`). Every
+    part runs as `jax-epoch` runs the step: the epoch's batches in one jitted call."""
     import jax
 
-    from lstm_jax.train import Trainer, batch_gradients, predict
+    from lstm_jax.train import Trainer, batch_gradients, flow_norms, predict
 
-    def median_ms(call) -> float:
-        return time_calls(call, budget_s=budget_s).median_ms
+    def per_batch_ms(call) -> float:
+        return time_calls(call, budget_s=budget_s).median_ms / NUM_BATCHES
 
     trainer = Trainer(impls.bench_config(shape, "jax", "cpu"), impls.synthetic_data(shape), impls.initial(shape))
+    model, task, mesh = trainer.model, trainer.task, trainer.mesh
     rows = impls.batch_rows(NUM_BATCHES, shape.batch)
-    step_ms = median_ms(lambda: trainer.train_epoch(rows, 1)) / NUM_BATCHES  # returns numpy: synchronised
-    params, key, mesh = trainer.state.params, trainer.state.key, trainer.mesh
+    step_ms = per_batch_ms(lambda: trainer.train_epoch(rows, 1))  # returns numpy: synchronised
+    batches = jax.device_put(rows, trainer.placement)
+    params, key = trainer.state.params, trainer.state.key
+    data = (params, trainer.x_train, trainer.y_train, key)
+
+    def forward(index, params, x_train, y_train, key):
+        return predict(params, x_train[index], model=model, mesh=mesh)
+
+    def gradients(index, params, x_train, y_train, key):
+        loss, grads, dh = batch_gradients(
+            params, x_train[index], y_train[index], key, model=model, task=task, mesh=mesh
+        )
+        return loss, grads, flow_norms(dh)  # as the step keeps them
+
+    forward, gradients = over_batches(forward), over_batches(gradients)
+    forward_ms = per_batch_ms(lambda: jax.block_until_ready(forward(batches, data)))
+    gradients_ms = per_batch_ms(lambda: jax.block_until_ready(gradients(batches, data)))
     x, y = trainer.x_train[rows[0]], trainer.y_train[rows[0]]
-    gradients = jax.jit(partial(batch_gradients, model=trainer.model, task=trainer.task, mesh=mesh))
-    forward = jax.jit(partial(predict, model=trainer.model, mesh=mesh))
-    kernels = loop_kernels(gradients.lower(params, x, y, key).compile().as_text())
-    forward_ms = median_ms(lambda: forward(params, x).block_until_ready())
-    gradients_ms = median_ms(lambda: jax.block_until_ready(gradients(params, x, y, key)))
-    matmul_forward, matmul_backward = matmul_loops(shape, mesh)
-    matmul_forward_ms, matmul_backward_ms = median_ms(matmul_forward), median_ms(matmul_backward)
-    torch_ms = median_ms(impls.BUILDERS["torch-eager"](shape, "cpu").step)
+    one_batch = jax.jit(partial(batch_gradients, model=model, task=task, mesh=mesh))
+    kernels = loop_kernels(one_batch.lower(params, x, y, key).compile().as_text())
+    matmul_forward, matmul_backward = matmul_parts(shape, mesh)
+    matmul_forward_ms, matmul_backward_ms = per_batch_ms(matmul_forward), per_batch_ms(matmul_backward)
+    torch_ms = time_calls(impls.BUILDERS["torch-eager"](shape, "cpu").step, budget_s=budget_s).median_ms
 
     flops = lstm_step_flops(shape.batch, shape.seq_len, shape.input_size, shape.hidden_size, shape.num_layers)
     layer_steps = shape.seq_len * shape.num_layers
