@@ -46,6 +46,7 @@ def test_dropout_acts_in_training_and_probes_do_not_consume_its_randomness(train
     batch = np.arange(32)
     without = built["torch without dropout"].step_details(batch)["outputs"]
     for name in ("torch", "jax"):
+        before = built[name].weights()
         first, again = (built[name].step_details(batch)["outputs"] for _ in range(2))
         # With p = 0.5 between the layers, training outputs move away from the deterministic ones (measured
         # 0.066 relative in torch, 0.064 in jax, at the initial weights); rounding alone would be ~1e-15.
@@ -60,6 +61,10 @@ def test_dropout_acts_in_training_and_probes_do_not_consume_its_randomness(train
         assert step_loss == pytest.approx(probed_loss, rel=1e-12, abs=0), name
         after_step = built[name].step_details(batch)["outputs"]
         assert not np.allclose(after_step, first, rtol=1e-3)  # a step later: new weights and a new mask
+        # The new mask alone: the weights of `first` a step later move the outputs as far as another mask does (a
+        # key or generator that did not advance would give `first` again, bit for bit)
+        redrawn = built[name].step_details(batch, before)["outputs"]
+        assert np.linalg.norm(redrawn - first) / np.linalg.norm(first) > 0.02, name
 
 
 @pytest.mark.slow
