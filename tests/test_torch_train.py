@@ -71,8 +71,10 @@ def test_the_training_loop_feeds_the_seeded_batch_order_and_records_what_the_tra
     """lstm-train's loop (lstm_core.loop.train) against the same trainer driven by hand: each epoch a fresh
     permutation from the seed's batch generator, the per-step statistics written as returned, the plateau stepped
     on each epoch's validation loss. Both are the same float64 operations in one process: equal to the last bit."""
-    # patience 0 and a 90 % threshold: every epoch after the first is a bad one, so the lr falls after epoch 2
-    config = replace(tiny_config, training={"dtype": "float64", "epochs": 3}, plateau={"patience": 0, "threshold": 0.9})
+    # 3 epochs of 4 batches; patience 0 and a 90 % threshold: every epoch after the first is a bad one, so the lr
+    # falls after epoch 2
+    training = {"dtype": "float64", "epochs": 3, "batch_size": 50, "grad_flow_every": 0}
+    config = replace(tiny_config, training=training, plateau={"patience": 0, "threshold": 0.9})
     loop.train(dataclasses.replace(config, backend="torch"), tmp_path, progress=False)
     trainer, prepared, generators, _ = make_trainer(config)
     losses, val_losses, lrs, step = [], [], [], 1
