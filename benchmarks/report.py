@@ -97,7 +97,12 @@ def ratio_chart(results: dict, path: Path) -> None:
 
 def profile_table(results: dict) -> str:
     """One row per shape: the step, its parts, the same matmuls alone, kernels per time step (ms per batch)."""
+    env = results["environment"]
     lines = [
+        f"Device: {env['device']} ({env['cpu']}), {env['cores']} cores, torch threads {env['torch_threads']}; "
+        f"float32 matmul peak {results['matmul_peak_gflops']['peak']:.0f} GFLOP/s; jax {env['versions']['jax']}, "
+        f"torch {env['versions']['torch']}. Times are medians, ms per training step of one batch.",
+        "",
         "| shape (B,T,In,H,L) | shards | torch-eager ms | jax-epoch ms (× torch) | forward ms | backward ms | "
         "rest ms | matmuls alone ms (fwd + bwd) | kernels per time step (fwd + bwd) | µs per layer time step "
         "(matmuls alone) | % peak (matmuls alone) |",

@@ -77,13 +77,23 @@ def test_the_trainers_gradient_program_has_one_forward_and_one_backward_loop_per
 
 
 def test_the_table_has_a_row_per_shape_with_each_layers_kernels(tiny_row):
-    table = report.profile_table({"rows": [tiny_row]})
+    environment = {
+        "device": "cpu",
+        "cpu": "x86_64",
+        "cores": 2,
+        "torch_threads": 2,
+        "versions": {"jax": "-", "torch": "-"},
+    }
+    table = report.profile_table(
+        {"environment": environment, "matmul_peak_gflops": {"peak": 100.0}, "rows": [tiny_row]}
+    )
     lines = table.splitlines()
-    assert len(lines) == 3 and lines[2].startswith("| (4,6,2,3,2) | 1 |")
+    assert "float32 matmul peak 100 GFLOP/s" in lines[0]
+    assert len(lines) == 5 and lines[4].startswith("| (4,6,2,3,2) | 1 |")
     kernels = " / ".join(
         f"{f} + {b}" for f, b in zip(tiny_row["kernels_forward"], tiny_row["kernels_backward"], strict=True)
     )
-    assert f"| {kernels} |" in lines[2]
+    assert f"| {kernels} |" in lines[4]
 
 
 @pytest.mark.parametrize(
