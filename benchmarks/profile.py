@@ -5,9 +5,9 @@ For each shape, in float32, on the trainer's own devices (auto shards), all in o
 - the whole step (`jax-epoch`: the fused epoch, per batch) and torch-eager's step;
 - its parts: the forward pass (`predict`), forward and backward (`batch_gradients`: backward = the
   difference), and the rest of the step (clipping, Adam, statistics: the step less the gradients);
-- the same per-time-step matmuls alone, in `lax.scan` loops of the same length on the same shards (forward
-  [x_t, 1, h_{t-1}] @ W; backward dG_t @ [W_ih | W_hh] and the dW accumulation): what the recurrence would
-  cost if its element-wise work were free;
+- the same matmuls alone, in `lax.scan` loops of the same length on the same shards (forward
+  [x_t, 1, h_{t-1}] @ W per step; backward dG_t @ [W_ih | W_hh] per step, then dW as one (T·B)-row matmul, as
+  `lstm_jax.fused` runs them): what the recurrence would cost if its element-wise work were free;
 - the kernels XLA runs per time step in each loop of the gradient program, counted in its compiled HLO.
 """
 
@@ -71,9 +71,9 @@ def over_batches(part):
 
 
 def matmul_parts(shape: Shape, mesh):
-    """The recurrence's per-time-step matmuls alone, each batch's rows split over `mesh` as the trainer splits
-    them, a loop of T steps per layer as `lstm_jax.fused` runs them: (forward(), backward()), each running
-    NUM_BATCHES batches and blocking until done."""
+    """The recurrence's matmuls alone, each batch's rows split over `mesh` as the trainer splits them, a loop of
+    T steps per layer as `lstm_jax.fused` runs them: (forward(), backward()), each running NUM_BATCHES batches
+    and blocking until done."""
     import jax
     import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec
@@ -98,11 +98,9 @@ def matmul_parts(shape: Shape, mesh):
 
     def backward(inputs, weights):  # inputs: each layer's (T, B, In_k + 1 + H) and dG (T, B, 4H)
         def layer(x, g, w):
-            def step(d_weights, inputs_t):
-                x_t, g_t = inputs_t
-                return d_weights + x_t.T @ g_t, g_t @ w
-
-            return jax.lax.scan(step, jnp.zeros((x.shape[-1], g.shape[-1])), (x, g), reverse=True)
+            d_inputs = jax.lax.scan(lambda _, g_t: (None, g_t @ w), None, g, reverse=True)[1]
+            d_weights = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])  # after the loop, one matmul
+            return d_weights, d_inputs
 
         d_weights, d_inputs = zip(*map(layer, *inputs, weights), strict=True)
         return list(d_weights), list(d_inputs)
