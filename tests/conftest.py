@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from lstm_core import data
 from lstm_core.config import Config, DataConfig, ModelConfig, TrainingConfig
 from lstm_core.loop import prepare
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded generator for synthetic records: the same numbers in every run."""
+    return np.random.default_rng(0)
 
 
 @pytest.fixture

@@ -162,6 +162,10 @@ def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypa
         (["--impls", " , "], "--impls names no implementation; choose from torch-eager"),
         (["--shards", "64"], "--shards 64: the JAX trainer has "),
         (["--scaling", "--impls", "torch-eager", "--end-to-end"], "--scaling times its own rows (torch-eager, "),
+        (["--profile", "--scaling"], "--scaling and --profile are two runs of their own; choose one"),
+        (["--profile", "--impls", "torch-eager"], "--profile times its own rows (our trainer, auto shards, and "),
+        (["--profile", "--shards", "1"], "--profile times its own rows (our trainer, auto shards, and "),
+        (["--profile", "--device", "gpu"], "--profile runs on the CPU"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(args, message, tmp_path, capsys):

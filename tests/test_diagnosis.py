@@ -130,11 +130,6 @@ def rewrite_json(path: Path, name: str, edit) -> None:
     (path / name).write_text(json.dumps(record))
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 # ----------------------------------------------------------------------------------------------- healthy runs
 def test_healthy_regression_run_has_no_cause(tmp_path, rng):
     n = 500

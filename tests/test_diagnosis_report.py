@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from test_diagnosis import healthy_loss, run, write_run
 
 from lstm_core import diagnosis as dg
 from lstm_core.diagnosis_report import format_report, to_json
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
 
 
 def test_to_json_is_strict_json(tmp_path, rng):

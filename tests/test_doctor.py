@@ -19,11 +19,6 @@ from lstm_core.diagnosis_report import format_report
 from lstm_core.records import RecordsWriter
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 def exploding_run(path: Path, rng) -> Path:
     n = 250
     loss, grads = healthy_loss(n, rng), rng.lognormal(0.0, 0.2, n)

@@ -1,10 +1,11 @@
-"""`lstm-bench --profile`: its kernel count, its arithmetic and its flags (timings themselves are never asserted)."""
+"""`lstm-bench --profile`: its kernel count and its arithmetic (timings themselves are never asserted; its flags:
+test_benchmarks.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks import bench, profile, report
+from benchmarks import profile, report
 from benchmarks.impls import Shape
 from lstm_core.flops import lstm_step_flops
 
@@ -94,20 +95,3 @@ def test_the_table_has_a_row_per_shape_with_each_layers_kernels(tiny_row):
         f"{f} + {b}" for f, b in zip(tiny_row["kernels_forward"], tiny_row["kernels_backward"], strict=True)
     )
     assert f"| {kernels} |" in lines[4]
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--profile", "--scaling"], "--scaling and --profile are two runs of their own; choose one"),
-        (["--profile", "--impls", "torch-eager"], "--profile times its own rows (our trainer, auto shards, and "),
-        (["--profile", "--shards", "1"], "--profile times its own rows (our trainer, auto shards, and "),
-        (["--profile", "--device", "gpu"], "--profile runs on the CPU"),
-    ],
-)
-def test_flags_the_profile_would_ignore_are_refused(args, message, tmp_path, capsys):
-    out = tmp_path / "results"
-    with pytest.raises(SystemExit) as exit_info:
-        bench.main([*args, "--out", str(out)])
-    assert exit_info.value.code == 2 and f"lstm-bench: error: {message}" in capsys.readouterr().err
-    assert not out.exists()

@@ -14,11 +14,6 @@ from lstm_core.records import RecordsWriter
 from lstm_core.run_records import RunRecordsError, load_run
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 def test_load_run_parses_nonfinite_values(tmp_path, rng):
     n = 50
     loss = healthy_loss(n, rng)
@@ -92,26 +87,18 @@ def test_zero_steps(tmp_path):
         load_run(tmp_path / "r")
 
 
-def test_not_a_number(tmp_path, rng):
+@pytest.mark.parametrize(("blank_lines", "line"), [(0, 4), (1, 5)])
+def test_not_a_number_is_named_by_its_file_line(tmp_path, rng, blank_lines, line):
+    """A blank line before the bad row, which the csv reader skips, still counts in the line named."""
     path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
     lines = (path / "steps.csv").read_text().splitlines()
     fields = lines[3].split(",")
     fields[2] = "oops"
     lines[3] = ",".join(fields)
+    lines[2:2] = [""] * blank_lines
     (path / "steps.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(RunRecordsError, match=re.escape("steps.csv line 4, column 'loss': 'oops' is not a number")):
-        load_run(path)
-
-
-def test_a_bad_value_after_a_blank_line_is_named_by_its_file_line(tmp_path, rng):
-    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
-    lines = (path / "steps.csv").read_text().splitlines()
-    fields = lines[3].split(",")
-    fields[2] = "oops"
-    lines[3] = ",".join(fields)
-    lines.insert(2, "")  # the csv reader skips it; the bad row is now the file's line 5
-    (path / "steps.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(RunRecordsError, match=re.escape("steps.csv line 5, column 'loss': 'oops' is not a number")):
+    message = f"steps.csv line {line}, column 'loss': 'oops' is not a number"
+    with pytest.raises(RunRecordsError, match=re.escape(message)):
         load_run(path)
 
 
