@@ -82,7 +82,7 @@ def fused_layer(unroll: int = 1, remat: bool = False):
         back = jnp.concatenate([w_ih, w_hh], axis=1) if need_dx is not None else w_hh  # (4H, In + H) or (4H, H)
 
         def step(carry, inputs_t):
-            dh_next, dc_next, *d_weights = carry  # d_weights: [dW so far] with remat, else []
+            dh_next, dc_next, d_weights = carry  # d_weights: dW so far with remat, else None
             dh_out, c, cp, gates_t, x1, hp = inputs_t
             if gates_t is None:  # remat: recompute this step's gates from its inputs
                 gates_t, _, _ = _gates(jnp.concatenate([x1, hp], axis=1) @ weights, cp, hidden)
@@ -96,17 +96,16 @@ def fused_layer(unroll: int = 1, remat: bool = False):
             back_t = d_gates @ back
             dx, dh_prev = (back_t[:, :inputs], back_t[:, inputs:]) if need_dx is not None else (None, back_t)
             if remat:  # (In + 1 + H, 4H), accumulated here: no (T, B, 4H) buffer of dG_t
-                d_weights = [d_weights[0] + jnp.concatenate([x1, hp], axis=1).T @ d_gates]
-            return (dh_prev, dc * f, *d_weights), (dx, dh, None if remat else d_gates)
+                d_weights = d_weights + jnp.concatenate([x1, hp], axis=1).T @ d_gates
+            return (dh_prev, dc * f, d_weights), (dx, dh, None if remat else d_gates)
 
-        init = (zeros, zeros) + ((jnp.zeros((inputs + 1 + hidden, 4 * hidden), hs.dtype),) if remat else ())
-        (_, _, *d_weights), (dxs, dh_all, d_gates_all) = jax.lax.scan(
-            step, init, (dhs, cs, c_prev, gates, xs1, h_prev), reverse=True, unroll=unroll
+        d_weights = jnp.zeros((inputs + 1 + hidden, 4 * hidden), hs.dtype) if remat else None
+        (_, _, d_weights), (dxs, dh_all, d_gates_all) = jax.lax.scan(
+            step, (zeros, zeros, d_weights), (dhs, cs, c_prev, gates, xs1, h_prev), reverse=True, unroll=unroll
         )
         if not remat:  # one (T·B)-row matmul: [x_t, 1, h_{t-1}]^T @ dG_t summed over t, (In + 1 + H, 4H)
             rows = jnp.concatenate([xs1, h_prev], axis=-1).reshape(-1, inputs + 1 + hidden)
-            d_weights = [rows.T @ d_gates_all.reshape(-1, 4 * hidden)]
-        (d_weights,) = d_weights
+            d_weights = rows.T @ d_gates_all.reshape(-1, 4 * hidden)
         if need_dx is None:
             dxs = jnp.zeros((*xs1.shape[:-1], inputs), hs.dtype)
         return d_weights[:inputs].T, d_weights[inputs + 1 :].T, d_weights[inputs], dxs, dh_all
