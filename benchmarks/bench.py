@@ -36,15 +36,17 @@ from parity_tests.engine import gpu_available, pin_gpu_precision
 GRID = [Shape(32, 50, 1, 64, 1), Shape(64, 100, 8, 128, 1), Shape(128, 100, 32, 256, 2), Shape(16, 500, 1, 64, 1)]
 QUICK_GRID = [Shape(32, 50, 1, 64, 1), Shape(16, 500, 1, 64, 1), Shape(64, 100, 8, 128, 1)]
 CPU_IMPLS = [name for name in impls.BUILDERS if name not in impls.GPU_ONLY]
-# torch-compile is not a default row on the GPU: Inductor compiles for minutes per shape there, and on the CPU it
-# leaves nn.LSTM to the eager kernel anyway (--impls still runs it).
-# Flags of the grid that --scaling, with rows of its own, does not take: flag -> whether it was given.
+# Flags of the grid that --scaling and --profile, with rows of their own, do not take: flag -> whether it was given.
 GRID_ONLY = {
     "--impls": lambda args: args.impls is not None,
     "--shards": lambda args: args.shards != 0,
     "--unroll": lambda args: args.unroll != 1,
     "--end-to-end": lambda args: args.end_to_end,
 }
+# The rows --scaling and --profile time instead.
+OWN_ROWS = {"scaling": "torch-eager, jax-step, jax-step-remat", "profile": "our trainer, auto shards, and torch-eager"}
+# torch-compile is not a default row on the GPU: Inductor compiles for minutes per shape there, and on the CPU it
+# leaves nn.LSTM to the eager kernel anyway (--impls still runs it).
 GPU_IMPLS = [name for name in CPU_IMPLS if name != "torch-compile"] + list(impls.GPU_ONLY)
 
 
@@ -203,12 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     ignored = [flag for flag, given in GRID_ONLY.items() if given(args)]
     if args.scaling and args.profile:
         parser.error("--scaling and --profile are two runs of their own; choose one")
-    if args.scaling and ignored:
-        parser.error(f"--scaling times its own rows (torch-eager, jax-step, jax-step-remat); drop {', '.join(ignored)}")
-    if args.profile and ignored:
-        parser.error(
-            f"--profile times its own rows (our trainer, auto shards, and torch-eager); drop {', '.join(ignored)}"
-        )
+    for mode, rows in OWN_ROWS.items():
+        if getattr(args, mode) and ignored:
+            parser.error(f"--{mode} times its own rows ({rows}); drop {', '.join(ignored)}")
     if args.profile and args.device == "gpu":
         parser.error("--profile runs on the CPU (it reads the kernels of XLA's CPU program); drop --device gpu")
     default_impls = GPU_IMPLS if args.device == "gpu" else CPU_IMPLS
@@ -240,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunDirError as error:
         parser.error(str(error))
     budget = args.budget or (0.5 if args.quick else 2.0)
+    command = "lstm-bench " + " ".join(argv if argv is not None else sys.argv[1:])
     training = {"unroll": args.unroll} if args.unroll != 1 else {}
     if args.shards:
         training["shards"] = args.shards
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results = profile.run(QUICK_GRID if args.quick else GRID, budget)
         results["environment"] = environment("cpu")
-        results["command"] = "lstm-bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        results["command"] = command
         (out / "profile.json").write_text(json.dumps(results, indent=2) + "\n")
         table = report.profile_table(results)
         (out / "profile.md").write_text(table)
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
     results = run_grid(QUICK_GRID if args.quick else GRID, impl_names, args.device, budget, save, **training)
-    results["command"] = "lstm-bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    results["command"] = command
     if args.end_to_end:
         results["end_to_end"] = end_to_end(args.device)
     save(results)

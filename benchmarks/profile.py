@@ -157,6 +157,7 @@ def profile_shape(shape: Shape, budget_s: float, peak_gflops: float) -> dict:
     flops = lstm_step_flops(shape.batch, shape.seq_len, shape.input_size, shape.hidden_size, shape.num_layers)
     layer_steps = shape.seq_len * shape.num_layers
     matmul_ms = matmul_forward_ms + matmul_backward_ms
+    gflops, matmul_gflops = flops / step_ms / 1e6, flops / matmul_ms / 1e6
     return {
         "batch": shape.batch,
         "seq_len": shape.seq_len,
@@ -176,10 +177,10 @@ def profile_shape(shape: Shape, budget_s: float, peak_gflops: float) -> dict:
         "kernels_backward": kernels["backward"],
         "us_per_layer_time_step": 1e3 * gradients_ms / layer_steps,  # forward and backward; the head is negligible
         "matmul_us_per_layer_time_step": 1e3 * matmul_ms / layer_steps,
-        "gflops": flops / step_ms / 1e6,
-        "matmul_gflops": flops / matmul_ms / 1e6,
-        "peak_fraction": flops / step_ms / 1e6 / peak_gflops,
-        "matmul_peak_fraction": flops / matmul_ms / 1e6 / peak_gflops,
+        "gflops": gflops,
+        "matmul_gflops": matmul_gflops,
+        "peak_fraction": gflops / peak_gflops,
+        "matmul_peak_fraction": matmul_gflops / peak_gflops,
     }
 
 

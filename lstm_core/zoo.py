@@ -103,8 +103,8 @@ def write_overscaled_init(work: Path) -> None:
 
 def write_split_configs(work: Path) -> None:
     """Config files with a 5 % and with the default 70 % training split, the remedy the doctor names as
-    --splits 0.7,0.15,0.15. That flag now parses (config.comma_separated); the files stay until docs/zoo is
-    regenerated, whose report shows these flags."""
+    --splits 0.7,0.15,0.15. That flag parses three numbers too; the files keep the scenario's flags as the
+    committed gallery (docs/zoo/report.md) shows them."""
     (work / TINY_SPLIT_CONFIG).write_text("[data]\nsplits = [0.05, 0.475, 0.475]\n")
     (work / DEFAULT_SPLIT_CONFIG).write_text("[data]\nsplits = [0.7, 0.15, 0.15]\n")
 
