@@ -288,8 +288,9 @@ def test_a_model_beyond_the_machine_is_refused_before_anything_is_drawn(tmp_path
     assert cli.main([*TINY, "--hidden-size", "512", "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err == (
         "lstm-train: error: a model of 1,055,233 parameters (--hidden-size 512, --num-layers 1) trained on batches "
-        "of 16 x 10 steps: at least 0.0254 GiB of memory, and this machine has 0.000977 GiB; reduce --hidden-size, "
-        "--num-layers, --batch-size or --window\n"
+        "of 16 x 10 steps: at least 0.0254 GiB of memory, and this process may use 0.000977 GiB (the machine's "
+        "memory, or its container's limit where smaller); reduce --hidden-size, --num-layers, --batch-size or "
+        "--window\n"
     )
     assert list((tmp_path / "run").iterdir()) == []
 

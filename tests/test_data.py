@@ -91,8 +91,8 @@ def test_a_generated_dataset_beyond_the_machine_is_refused_before_it_is_drawn(mo
     with pytest.raises(data.DataError) as error:
         data.load(from_dict({"data": {"num_samples": 100_000}}))
     assert str(error.value) == (
-        "100000 sine windows of 20 steps: at least 0.0224 GiB of memory, and this machine has 0.000977 GiB; "
-        "lower --num-samples or --window"
+        "100000 sine windows of 20 steps: at least 0.0224 GiB of memory, and this process may use 0.000977 GiB "
+        "(the machine's memory, or its container's limit where smaller); lower --num-samples or --window"
     )
     assert len(data.load(from_dict({"data": {"num_samples": 2000}})).train) > 0  # 0.46 MiB: fits
 
