@@ -8,13 +8,16 @@ For each shape, in float32, on the trainer's own devices (auto shards), all in o
 - the same matmuls alone, in `lax.scan` loops of the same length on the same shards (forward
   [x_t, 1, h_{t-1}] @ W per step; backward dG_t @ [W_ih | W_hh] per step, then dW as one (T·B)-row matmul, as
   `lstm_jax.fused` runs them): what the recurrence would cost if its element-wise work were free;
-- the kernels XLA runs per time step in each loop of the gradient program, counted in its compiled HLO.
+- the kernels XLA runs per time step in each loop of the gradient program, counted in its compiled HLO;
+- one shard's rows on one device with no other device running: the recurrence and its matmuls without the
+  other shards' kernels competing for the cores (devices running at once slow each other down on this CPU).
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
 from functools import partial
 
 from benchmarks import impls
@@ -117,23 +120,16 @@ def matmul_parts(shape: Shape, mesh):
     )
 
 
-def profile_shape(shape: Shape, budget_s: float, peak_gflops: float) -> dict:
-    """One shape's profile row (times in ms per training step of one batch; rates against `peak_gflops`). Every
-    part runs as `jax-epoch` runs the step: the epoch's batches in one jitted call."""
+def recurrence_ms(trainer, shape: Shape, budget_s: float) -> dict[str, float]:
+    """The trainer's forward pass, its forward and backward passes ("gradients"), and the same matmuls alone,
+    each over NUM_BATCHES batches of `shape` in one jitted call as `jax-epoch` runs them, in ms per batch."""
     import jax
 
-    from lstm_jax.train import Trainer, batch_gradients, flow_norms, predict
+    from lstm_jax.train import batch_gradients, flow_norms, predict
 
-    def per_batch_ms(call) -> float:
-        return time_calls(call, budget_s=budget_s).median_ms / NUM_BATCHES
-
-    trainer = Trainer(impls.bench_config(shape, "jax", "cpu"), impls.synthetic_data(shape), impls.initial(shape))
     model, task, mesh = trainer.model, trainer.task, trainer.mesh
-    rows = impls.batch_rows(NUM_BATCHES, shape.batch)
-    step_ms = per_batch_ms(lambda: trainer.train_epoch(rows, 1))  # returns numpy: synchronised
-    batches = jax.device_put(rows, trainer.placement)
-    params, key = trainer.state.params, trainer.state.key
-    data = (params, trainer.x_train, trainer.y_train, key)
+    batches = jax.device_put(impls.batch_rows(NUM_BATCHES, shape.batch), trainer.placement)
+    data = (trainer.state.params, trainer.x_train, trainer.y_train, trainer.state.key)
 
     def forward(index, params, x_train, y_train, key):
         return predict(params, x_train[index], model=model, mesh=mesh)
@@ -145,18 +141,50 @@ def profile_shape(shape: Shape, budget_s: float, peak_gflops: float) -> dict:
         return loss, grads, flow_norms(dh)  # as the step keeps them
 
     forward, gradients = over_batches(forward), over_batches(gradients)
-    forward_ms = per_batch_ms(lambda: jax.block_until_ready(forward(batches, data)))
-    gradients_ms = per_batch_ms(lambda: jax.block_until_ready(gradients(batches, data)))
-    x, y = trainer.x_train[rows[0]], trainer.y_train[rows[0]]
-    one_batch = jax.jit(partial(batch_gradients, model=model, task=task, mesh=mesh))
-    kernels = loop_kernels(one_batch.lower(params, x, y, key).compile().as_text())
     matmul_forward, matmul_backward = matmul_parts(shape, mesh)
-    matmul_forward_ms, matmul_backward_ms = per_batch_ms(matmul_forward), per_batch_ms(matmul_backward)
+    calls = {
+        "forward": lambda: jax.block_until_ready(forward(batches, data)),
+        "gradients": lambda: jax.block_until_ready(gradients(batches, data)),
+        "matmul_forward": matmul_forward,
+        "matmul_backward": matmul_backward,
+    }
+    return {part: time_calls(call, budget_s=budget_s).median_ms / NUM_BATCHES for part, call in calls.items()}
+
+
+def profile_shape(shape: Shape, budget_s: float, peak_gflops: float, shards: int = 0) -> dict:
+    """One shape's profile row (times in ms per training step of one batch; rates against `peak_gflops`). Every
+    part runs as `jax-epoch` runs the step: the epoch's batches in one jitted call.
+
+    Beside the trainer's own run (`shards` devices, 0: auto), one shard's rows run on one device with no other
+    device running (`one_device_*`): the recurrence and its matmuls without the other shards' kernels competing
+    for the cores (a device's larger matmuls use every core; its small ones, one)."""
+    import jax
+
+    from lstm_jax.train import Trainer, batch_gradients
+
+    def trainer_for(shape: Shape, **training) -> Trainer:
+        config = impls.bench_config(shape, "jax", "cpu", **training)
+        return Trainer(config, impls.synthetic_data(shape), impls.initial(shape))
+
+    trainer = trainer_for(shape, shards=shards)
+    rows = impls.batch_rows(NUM_BATCHES, shape.batch)
+    step_ms = time_calls(lambda: trainer.train_epoch(rows, 1), budget_s=budget_s).median_ms / NUM_BATCHES
+    parts = recurrence_ms(trainer, shape, budget_s)
+    shard_shape = replace(shape, batch=shape.batch // trainer.mesh.size)
+    one_device = recurrence_ms(trainer_for(shard_shape, shards=1), shard_shape, budget_s)
+    model, task, mesh = trainer.model, trainer.task, trainer.mesh
+    one_batch = jax.jit(partial(batch_gradients, model=model, task=task, mesh=mesh))
+    x, y = trainer.x_train[rows[0]], trainer.y_train[rows[0]]
+    kernels = loop_kernels(one_batch.lower(trainer.state.params, x, y, trainer.state.key).compile().as_text())
     torch_ms = time_calls(impls.BUILDERS["torch-eager"](shape, "cpu").step, budget_s=budget_s).median_ms
 
     flops = lstm_step_flops(shape.batch, shape.seq_len, shape.input_size, shape.hidden_size, shape.num_layers)
     layer_steps = shape.seq_len * shape.num_layers
-    matmul_ms = matmul_forward_ms + matmul_backward_ms
+
+    def us_per_layer_time_step(ms: float) -> float:
+        return 1e3 * ms / layer_steps
+
+    matmul_ms = parts["matmul_forward"] + parts["matmul_backward"]
     gflops, matmul_gflops = flops / step_ms / 1e6, flops / matmul_ms / 1e6
     return {
         "batch": shape.batch,
@@ -168,15 +196,21 @@ def profile_shape(shape: Shape, budget_s: float, peak_gflops: float) -> dict:
         "torch_eager_ms": torch_ms,
         "step_ms": step_ms,
         "ratio_vs_torch_eager": torch_ms / step_ms,
-        "forward_ms": forward_ms,
-        "backward_ms": gradients_ms - forward_ms,
-        "rest_ms": step_ms - gradients_ms,
-        "matmul_forward_ms": matmul_forward_ms,
-        "matmul_backward_ms": matmul_backward_ms,
+        "forward_ms": parts["forward"],
+        "backward_ms": parts["gradients"] - parts["forward"],
+        "rest_ms": step_ms - parts["gradients"],
+        "matmul_forward_ms": parts["matmul_forward"],
+        "matmul_backward_ms": parts["matmul_backward"],
         "kernels_forward": kernels["forward"],
         "kernels_backward": kernels["backward"],
-        "us_per_layer_time_step": 1e3 * gradients_ms / layer_steps,  # forward and backward; the head is negligible
-        "matmul_us_per_layer_time_step": 1e3 * matmul_ms / layer_steps,
+        # forward and backward; the head is negligible
+        "us_per_layer_time_step": us_per_layer_time_step(parts["gradients"]),
+        "matmul_us_per_layer_time_step": us_per_layer_time_step(matmul_ms),
+        "one_device_rows": shard_shape.batch,
+        "one_device_us_per_layer_time_step": us_per_layer_time_step(one_device["gradients"]),
+        "one_device_matmul_us_per_layer_time_step": us_per_layer_time_step(
+            one_device["matmul_forward"] + one_device["matmul_backward"]
+        ),
         "gflops": gflops,
         "matmul_gflops": matmul_gflops,
         "peak_fraction": gflops / peak_gflops,

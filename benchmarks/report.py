@@ -96,7 +96,8 @@ def ratio_chart(results: dict, path: Path) -> None:
 
 
 def profile_table(results: dict) -> str:
-    """One row per shape: the step, its parts, the same matmuls alone, kernels per time step (ms per batch)."""
+    """One row per shape: the step, its parts, the same matmuls alone, kernels per time step (ms per batch), and one
+    shard's recurrence on one device."""
     env = results["environment"]
     lines = [
         f"Device: {env['device']} ({env['cpu']}), {env['cores']} cores, torch threads {env['torch_threads']}; "
@@ -105,8 +106,9 @@ def profile_table(results: dict) -> str:
         "",
         "| shape (B,T,In,H,L) | shards | torch-eager ms | jax-epoch ms (× torch) | forward ms | backward ms | "
         "rest ms | matmuls alone ms (fwd + bwd) | kernels per time step (fwd + bwd) | µs per layer time step "
-        "(matmuls alone) | % peak (matmuls alone) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "(matmuls alone) | one shard on one device: rows, µs per layer time step (matmuls alone) | "
+        "% peak (matmuls alone) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["rows"]:
         shape = f"({r['batch']},{r['seq_len']},{r['input_size']},{r['hidden_size']},{r['num_layers']})"
@@ -116,6 +118,8 @@ def profile_table(results: dict) -> str:
             f"({r['ratio_vs_torch_eager']:.2f}×) | {r['forward_ms']:.2f} | {r['backward_ms']:.2f} | "
             f"{r['rest_ms']:.2f} | {r['matmul_forward_ms']:.2f} + {r['matmul_backward_ms']:.2f} | {kernels} | "
             f"{r['us_per_layer_time_step']:.1f} ({r['matmul_us_per_layer_time_step']:.1f}) | "
+            f"{r['one_device_rows']}: {r['one_device_us_per_layer_time_step']:.1f} "
+            f"({r['one_device_matmul_us_per_layer_time_step']:.1f}) | "
             f"{100 * r['peak_fraction']:.0f} ({100 * r['matmul_peak_fraction']:.0f}) |"
         )
     return "\n".join(lines) + "\n"

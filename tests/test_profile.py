@@ -48,7 +48,9 @@ def test_kernels_are_counted_per_loop_body_and_direction():
 
 @pytest.fixture(scope="module")
 def tiny_row():
-    return profile.profile_shape(Shape(4, 6, 2, 3, 2), budget_s=0.0, peak_gflops=100.0)
+    """Split over two devices (auto would not split a step this small), so that the one-device pass runs one
+    shard's 2 rows."""
+    return profile.profile_shape(Shape(4, 6, 2, 3, 2), budget_s=0.0, peak_gflops=100.0, shards=2)
 
 
 def test_a_profile_row_adds_up(tiny_row):
@@ -67,7 +69,9 @@ def test_a_profile_row_adds_up(tiny_row):
     assert r["matmul_gflops"] == pytest.approx(flops / matmul_ms / 1e6, rel=1e-12)
     assert r["peak_fraction"] == pytest.approx(r["gflops"] / 100.0, rel=1e-12)
     assert r["matmul_peak_fraction"] == pytest.approx(r["matmul_gflops"] / 100.0, rel=1e-12)
-    assert r["shards"] == 1  # a tiny step is not worth splitting
+    assert (r["shards"], r["one_device_rows"]) == (2, 2)
+    for field in ("one_device_us_per_layer_time_step", "one_device_matmul_us_per_layer_time_step"):
+        assert r[field] > 0.0
 
 
 def test_the_trainers_gradient_program_has_one_forward_and_one_backward_loop_per_layer(tiny_row):
@@ -90,7 +94,9 @@ def test_the_table_has_a_row_per_shape_with_each_layers_kernels(tiny_row):
     )
     lines = table.splitlines()
     assert "float32 matmul peak 100 GFLOP/s" in lines[0]
-    assert len(lines) == 5 and lines[4].startswith("| (4,6,2,3,2) | 1 |")
+    assert len(lines) == 5 and lines[4].startswith("| (4,6,2,3,2) | 2 |")
+    one_device = tiny_row["one_device_us_per_layer_time_step"], tiny_row["one_device_matmul_us_per_layer_time_step"]
+    assert f"| 2: {one_device[0]:.1f} ({one_device[1]:.1f}) |" in lines[4]
     kernels = " / ".join(
         f"{f} + {b}" for f, b in zip(tiny_row["kernels_forward"], tiny_row["kernels_backward"], strict=True)
     )
