@@ -22,6 +22,7 @@ import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.preprocessing import StandardScaler
@@ -83,12 +84,19 @@ def scaler_record(prepared: Prepared) -> dict:
     return {"features": describe(prepared.feature_scaler), "targets": describe(prepared.target_scaler)}
 
 
+class Scaling(NamedTuple):
+    """One StandardScaler as scaler.json keeps it: per-column mean and scale (columns,), float64."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+
 @dataclass(frozen=True)
 class RunStart:
     """What a run directory hands to a new run: its final weights (torch names) and its scaling."""
 
     weights: dict[str, np.ndarray]
-    scaler: dict
+    scaler: dict[str, Scaling | None]  # "features", "targets": None where the run did not scale them
     source: Path
 
 
@@ -116,7 +124,7 @@ def _nonfinite(arrays: Mapping[str, np.ndarray]) -> list[str]:
     return [f"{name} has {count} non-finite value(s)" for name, count in counts.items() if count]
 
 
-def _read_scaler(path: Path) -> dict:
+def _read_scaler(path: Path) -> dict[str, Scaling | None]:
     """scaler.json as `scaler_record` writes it: 'features' and 'targets', each null or mean and scale lists of
     one length, finite, scales > 0 (they divide); WeightsError naming the entry otherwise."""
     if not path.is_file():
@@ -131,8 +139,10 @@ def _read_scaler(path: Path) -> dict:
         raise WeightsError(f"{str(path)!r} {error}, or re-run the training that wrote it") from None
     if not isinstance(scaler, dict) or set(scaler) != {"features", "targets"}:
         raise WeightsError(f"{str(path)!r} must hold 'features' and 'targets', got {reprlib.repr(scaler)}")
+    scalings = {}
     for key, entry in scaler.items():
         if entry is None:
+            scalings[key] = None
             continue
         try:  # numbers, or "nan"/"inf" as records.jsonable writes them (refused below as non-finite)
             if any(isinstance(value, bool) for name in ("mean", "scale") for value in entry[name]):
@@ -151,14 +161,15 @@ def _read_scaler(path: Path) -> dict:
             problems.append(f"{key}.scale has {np.count_nonzero(scale <= 0)} value(s) <= 0 (a scale divides)")
         if problems:
             raise WeightsError(f"{str(path)!r}: {'; '.join(problems)}; re-run the training that wrote it")
-    return scaler
+        scalings[key] = Scaling(mean, scale)
+    return scalings
 
 
-def _standard_scaler(description: dict | None, expected_width: int, what: str) -> StandardScaler | None:
-    """A fitted StandardScaler rebuilt from a scaler.json entry (mean and scale lists, checked by `_read_scaler`)."""
-    if description is None:
+def _standard_scaler(scaling: Scaling | None, expected_width: int, what: str) -> StandardScaler | None:
+    """A fitted StandardScaler rebuilt from a scaler.json entry (checked by `_read_scaler`)."""
+    if scaling is None:
         return None
-    mean, scale = (np.asarray(description[key], dtype=np.float64) for key in ("mean", "scale"))
+    mean, scale = scaling
     if mean.shape != (expected_width,) or scale.shape != (expected_width,):
         raise WeightsError(
             f"the run's {what} scaler has {mean.size} column(s), this data has {expected_width}; "
@@ -186,8 +197,8 @@ def _remap(values: np.ndarray, old: StandardScaler | None, new: StandardScaler |
         return raw if new is None else (raw - new.mean_) / new.scale_
 
 
-def rescale(prepared: Prepared, record: dict) -> Prepared:
-    """The same data expressed in the scaling of `record` (a scaler.json) instead of the one fitted here.
+def rescale(prepared: Prepared, record: dict[str, Scaling | None]) -> Prepared:
+    """The same data expressed in the scaling of `record` (a run's scaler.json) instead of the one fitted here.
 
     When the run was trained on these very data the scalers are equal and the arrays are returned untouched.
     """
