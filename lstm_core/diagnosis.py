@@ -253,14 +253,14 @@ def _curve(records: RunRecords) -> np.ndarray:
 def _baseline(records: RunRecords) -> tuple[float, str]:
     """The trivial predictor's loss, and a phrase saying what it is."""
     if run_records.task(records) == "classification":
-        classes = run_records.num_classes(records)
+        classes = records.num_classes
         if classes is not None and classes >= 2:
             return math.log(classes), f"ln({classes}) = {num(math.log(classes))}, a uniform guess"
     else:
         scaled = run_records.scaled(records)
         if scaled is None or scaled:
             return 1.0, "1.0, predicting the mean of the scaled targets"
-        _, std = run_records.column_stats(records, "targets")
+        _, std = records.column_stats["targets"]
         if std.size and np.all(np.isfinite(std)) and np.mean(std**2) > 0:
             variance = float(np.mean(std**2))
             return variance, f"{num(variance)}, predicting the mean of the raw targets"
@@ -765,7 +765,7 @@ def check_unscaled_data(records: RunRecords) -> Finding:
     worst: list[tuple[float, str, float, float]] = []  # (badness, name, mean, std)
     found, suspect = [], []
     for part in ("inputs", "targets"):
-        means, stds = run_records.column_stats(records, part)
+        means, stds = records.column_stats[part]
         for j, (mean, std) in enumerate(zip(means, stds, strict=False)):
             if part == "inputs":
                 name = f"input {features[j]!r}" if j < len(features) else f"input feature {j}"

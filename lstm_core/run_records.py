@@ -65,6 +65,8 @@ class RunRecords:
     param_grad_norms: dict[str, np.ndarray]  # torch parameter name -> (S,)
     epochs: dict[str, np.ndarray]  # EPOCH_FIELDS -> (E,) arrays (E may be 0)
     settings: Settings  # read once, at load
+    num_classes: int | None  # summary.json's; None for regression or when absent
+    column_stats: dict[str, tuple[np.ndarray, np.ndarray]]  # "inputs", "targets" -> raw (mean, std) per column
     grad_flow: GradFlow | None = None
     data_stats: dict | None = None
     config: dict | None = None
@@ -220,22 +222,20 @@ def load_run(run_dir: str | Path) -> RunRecords:
                 norms=np.stack([_column("grad_flow.csv", f_header, f_rows, c) for c in times], axis=1),
             )
     config = _read_json(run_dir / "config.json")
-    records = RunRecords(
+    summary, data_stats = _read_json(run_dir / "summary.json"), _read_json(run_dir / "data_stats.json")
+    return RunRecords(
         run_dir=run_dir,
         **cols,
         param_grad_norms=params,
         epochs=epochs,
         settings=_read_settings(config, cols),
+        num_classes=_read_num_classes(summary),
+        column_stats={part: _read_column_stats(data_stats, part) for part in ("inputs", "targets")},
         grad_flow=grad_flow,
-        data_stats=_read_json(run_dir / "data_stats.json"),
+        data_stats=data_stats,
         config=config,
-        summary=_read_json(run_dir / "summary.json"),
+        summary=summary,
     )
-    # the other JSON fields the rules convert are checked here too, so that a malformed one fails at load
-    num_classes(records)
-    for part in ("inputs", "targets"):
-        column_stats(records, part)
-    return records
 
 
 def _section(config: dict | None, name: str) -> dict:
@@ -266,15 +266,15 @@ def scaled(records: RunRecords) -> bool | None:
     return scale if isinstance(scale, bool) else None
 
 
-def num_classes(records: RunRecords) -> int | None:
+def _read_num_classes(summary: dict | None) -> int | None:
     """summary.json's number of classes; None for regression or when absent."""
-    classes = (records.summary or {}).get("num_classes")
+    classes = (summary or {}).get("num_classes")
     return None if classes is None else _record_number(classes, "summary.json: num_classes", count=True)
 
 
-def column_stats(records: RunRecords, part: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_column_stats(data_stats: dict | None, part: str) -> tuple[np.ndarray, np.ndarray]:
     """data_stats.json's per-column raw mean and std of `part` ("inputs" or "targets"); empty when absent."""
-    block = (records.data_stats or {}).get(part)
+    block = (data_stats or {}).get(part)
     if not isinstance(block, dict):
         return np.array([]), np.array([])
     means, stds = (_record_numbers(block.get(k), f"data_stats.json: {part}.{k}") for k in ("mean", "std"))
