@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 
 # (flag, section, field, type, help). Flag names follow torch's names where torch has one.
 FLAGS = [
-    ("--dataset", "data", "dataset", str, "sine (default), adding, digits or csv"),
+    ("--dataset", "data", "dataset", str, "sine, adding, digits or csv"),
     ("--csv", "data", "csv", str, "CSV file for --dataset csv (header row, numeric columns)"),
     (
         "--features",
@@ -53,7 +53,7 @@ FLAGS = [
         "clipping",
         "style",
         str,
-        "torch (clip_grad_norm_, default) or optax (JAX backend only)",
+        "torch (clip_grad_norm_) or optax (JAX backend only)",
     ),
     ("--plateau-factor", "plateau", "factor", float, "ReduceLROnPlateau factor"),
     ("--plateau-patience", "plateau", "patience", int, "ReduceLROnPlateau patience (epochs)"),
@@ -64,11 +64,11 @@ FLAGS = [
     ("--batch-size", "training", "batch_size", int, "minibatch size (the last partial batch is dropped)"),
     ("--epochs", "training", "epochs", int, "training epochs"),
     ("--seed", "training", "seed", int, "seed of data, initial weights, batch order and dropout"),
-    ("--dtype", "training", "dtype", str, "float32 (default) or float64"),
+    ("--dtype", "training", "dtype", str, "float32 or float64"),
     ("--grad-flow-every", "training", "grad_flow_every", int, "record ‖dL/dh_t‖ every N steps (0: never)"),
     ("--unroll", "training", "unroll", int, "lax.scan unroll of the JAX recurrence"),
     ("--backward", "training", "backward", str, "JAX backward pass of the recurrence: custom or autodiff"),
-    ("--device", "training", "device", str, "cpu (default) or gpu (the first CUDA GPU)"),
+    ("--device", "training", "device", str, "cpu or gpu (the first CUDA GPU)"),
     ("--rnn", "training", "rnn", str, "JAX recurrence: scan (lax.scan) or cudnn (NVIDIA cuDNN; GPU, float32)"),
     (
         "--shards",
@@ -98,21 +98,36 @@ CHOICES = {
 }
 
 
+def _default_note(section: str, field: str) -> str:
+    """' (default: X)', X the config's own default of the field, or '' where it has none (--csv, --features)."""
+    value = getattr(getattr(config_io.Config(), section), field)
+    if value is None or value == ():
+        return ""
+    return f" (default: {','.join(map(str, value)) if isinstance(value, tuple) else value})"
+
+
 def build_parser(prog: str = "lstm-train", description: str | None = None) -> argparse.ArgumentParser:
+    # Every flag's argparse default is None, so that only the flags given override a --config file; the help
+    # states the config's defaults instead, which are what a run without the flag takes.
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description or "Train an LSTM with the PyTorch reference or the JAX/Flax trainer.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=None,
     )
     parser.add_argument(
         "--backend", choices=("torch", "jax"), help="which trainer runs: jax (default) or the torch reference"
     )
     parser.add_argument("--config", help="TOML/YAML/JSON config file; flags override it")
-    parser.add_argument("--out", default="runs/latest", help="run directory for records and weights")
-    for flag, _, _, kind, text in FLAGS:
-        parser.add_argument(flag, type=kind, choices=CHOICES.get(flag), help=text)
-    parser.add_argument("--clip-norm", type=float, help="clip_grad_norm_ max norm; 0 turns clipping off")
+    parser.add_argument(
+        "--out", default="runs/latest", help="run directory for records and weights (default: %(default)s)"
+    )
+    for flag, section, field, kind, text in FLAGS:
+        parser.add_argument(flag, type=kind, choices=CHOICES.get(flag), help=text + _default_note(section, field))
+    parser.add_argument(
+        "--clip-norm",
+        type=float,
+        help="clip_grad_norm_ max norm; 0 turns clipping off" + _default_note("clipping", "max_norm"),
+    )
     parser.add_argument("--no-plateau", action="store_true", help="keep the learning rate fixed")
     parser.add_argument("--no-scale", action="store_true", help="train on raw data (no StandardScaler)")
     parser.add_argument(

@@ -102,6 +102,23 @@ def test_input_errors_exit_2_with_one_line(args, message, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_help_states_the_defaults_a_run_takes():
+    """Every value flag's argparse default is None (only given flags override --config), and argparse's own
+    formatter printed that: "--epochs EPOCHS training epochs (default: None)" where a run trains 20."""
+    text = " ".join(cli.build_parser().format_help().split())  # one line: wrapping depends on the terminal
+    assert "(default: None)" not in text
+    for stated in (
+        "--epochs EPOCHS training epochs (default: 20)",
+        "--lr LR Adam learning rate (default: 0.01)",
+        "train,val,test fractions, e.g. 0.7,0.15,0.15 (default: 0.7,0.15,0.15)",
+        "0 turns clipping off (default: 1.0)",
+        "float32 or float64 (default: float32)",
+        "run directory for records and weights (default: runs/latest)",
+        "--csv CSV CSV file for --dataset csv (header row, numeric columns) --features",
+    ):
+        assert stated in text
+
+
 def read_csv(path):
     with path.open() as handle:
         return list(csv.DictReader(handle))
