@@ -309,7 +309,8 @@ def validate(config: Config) -> Config:
     _finite("clip max_norm", c.max_norm)
     _require(
         not c.enabled or c.max_norm > 0,
-        f"clip max_norm must be > 0 when clipping is on, got {c.max_norm} (use --clip-norm 0 to turn it off)",
+        f"clip max_norm must be > 0 when clipping is on, got {c.max_norm}; to turn clipping off, pass --clip-norm 0 "
+        "or set enabled = false under [clipping] in a config file",
     )
     _require(c.style in ("torch", "optax"), f"clipping style must be 'torch' or 'optax', got {c.style!r}")
 

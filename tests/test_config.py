@@ -39,6 +39,11 @@ def test_defaults_are_valid_and_follow_torch():
         ({"data": {"dataset": "mnist"}}, "dataset must be one of sine, adding, digits, csv, got 'mnist'"),
         ({"data": {"splits": [0.5, 0.5, 0.5]}}, "splits must be three positive fractions"),
         ({"data": {"dataset": "csv"}}, "dataset 'csv' needs a file: pass --csv PATH"),
+        (
+            {"clipping": {"max_norm": 0.0}},
+            "clip max_norm must be > 0 when clipping is on, got 0.0; to turn clipping off, pass --clip-norm 0 or set "
+            "enabled = false under [clipping] in a config file",
+        ),
         ({"clipping": {"max_norm": -1.0}}, "clip max_norm must be > 0 when clipping is on"),
         (
             {"backend": "torch", "clipping": {"style": "optax"}},
