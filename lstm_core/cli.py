@@ -106,7 +106,11 @@ def _default_note(section: str, field: str) -> str:
     return f" (default: {','.join(map(str, value)) if isinstance(value, tuple) else value})"
 
 
-def build_parser(prog: str = "lstm-train", description: str | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    prog: str = "lstm-train", description: str | None = None, unlisted: tuple[str, ...] = ()
+) -> argparse.ArgumentParser:
+    """lstm-train's parser; `unlisted` flags are parsed (for the caller to refuse with its own message) but kept
+    out of the help."""
     # Every flag's argparse default is None, so that only the flags given override a --config file; the help
     # states the config's defaults instead, which are what a run without the flag takes.
     parser = argparse.ArgumentParser(
@@ -115,7 +119,11 @@ def build_parser(prog: str = "lstm-train", description: str | None = None) -> ar
         argument_default=None,
     )
     parser.add_argument(
-        "--backend", choices=("torch", "jax"), help="which trainer runs: jax (default) or the torch reference"
+        "--backend",
+        choices=("torch", "jax"),
+        help=argparse.SUPPRESS
+        if "--backend" in unlisted
+        else "which trainer runs: jax (default) or the torch reference",
     )
     parser.add_argument("--config", help="TOML/YAML/JSON config file; flags override it")
     parser.add_argument(
@@ -139,7 +147,9 @@ def build_parser(prog: str = "lstm-train", description: str | None = None) -> ar
     parser.add_argument(
         "--doctor",
         action="store_true",
-        help="diagnose the run at the end (as lstm-doctor); exit 3 when a cause is found",
+        help=argparse.SUPPRESS
+        if "--doctor" in unlisted
+        else "diagnose the run at the end (as lstm-doctor); exit 3 when a cause is found",
     )
     return parser
 

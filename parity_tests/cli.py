@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(
         prog="lstm-parity",
         description="Train the torch reference and the JAX trainer from the same weights and compare every step.",
+        unlisted=("--backend", "--doctor"),  # refused below: both backends run, and nothing is diagnosed
     )
     parser.set_defaults(out="runs/parity")
     args = parser.parse_args(argv)

@@ -108,3 +108,4 @@ def test_the_console_script_takes_lstm_train_flags():
     )
     for flag in ("--init-from", "--device", "--dtype", "--clip-norm", "--plateau-patience", "--out"):
         assert flag in result.stdout
+    assert "--backend" not in result.stdout and "--doctor" not in result.stdout  # refused, so not offered
