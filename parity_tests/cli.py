@@ -1,7 +1,7 @@
 """`lstm-parity`: train both backends from the same weights, compare them step by step, report.
 
-It takes `lstm-train`'s flags (but --backend: both backends run). It prints, for every compared quantity,
-the largest difference, the tolerance and pass/fail, and writes into --out:
+It takes `lstm-train`'s flags but --backend (both backends run) and --doctor. It prints, for every compared
+quantity, the largest difference, the tolerance and pass/fail, and writes into --out:
     parity.json   {"passed", "steps", "dtype", "device", "quantities": [{"name", "max_diff", "tolerance",
                   "passed", "first_failing_step", "checked_steps"}], "lr_reductions": {"torch", "jax"},
                   "first_failure": {"name", "step"} or null}
