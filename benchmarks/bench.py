@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="lstm-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", default="benchmarks/results/latest", help="directory for results")
+    parser.add_argument(
+        "--out", default="benchmarks/results/latest", help="directory for results (default: %(default)s)"
+    )
     parser.add_argument("--quick", action="store_true", help="reduced grid, shorter timing budget")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument(
@@ -193,8 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated implementations (default: {','.join(CPU_IMPLS)}; with --device gpu "
         f"{','.join(GPU_IMPLS)})",
     )
-    parser.add_argument("--budget", type=float, default=None, help="seconds of timed repeats per row")
-    parser.add_argument("--unroll", type=int, default=1, help="lax.scan unroll for the JAX trainer rows")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="seconds of timed repeats per row (default: 2; 0.5 with --quick)"
+    )
+    parser.add_argument(
+        "--unroll", type=int, default=1, help="lax.scan unroll for the JAX trainer rows (default: %(default)s)"
+    )
     parser.add_argument(
         "--shards", type=int, default=0, help="devices the JAX trainer rows split a batch over (0: auto, per core)"
     )

@@ -404,7 +404,7 @@ def write_report(results: Sequence[ScenarioResult], out: Path, seconds: float, i
         "",
         f"Run time: {seconds:.0f} s in all ("
         + ", ".join(f"{b} training {train_seconds[b]:.0f} s" for b in backends)
-        + f") on {cpu_cores()} CPU cores, shared with other work while it ran: an upper bound.",
+        + f") on {cpu_cores()} CPU cores (longer when other work shares them).",
         "",
         "| scenario | broken (flags) | remedy | "
         + " | ".join(f"{b}: diagnosis; val broken → remedied" for b in backends)
@@ -494,8 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where the PNGs and report.md go (default: {GALLERY} for the whole zoo, WORK/gallery for a subset, so "
         "that a subset does not replace the committed gallery)",
     )
-    parser.add_argument("--work", default="runs/zoo", help="where the run directories (and generated data) go")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated: torch,jax")
+    parser.add_argument(
+        "--work", default="runs/zoo", help="where the run directories (and generated data) go (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help="comma-separated: torch,jax (default: %(default)s)"
+    )
     parser.add_argument(
         "--scenarios", help=f"comma-separated subset of: {', '.join(s.name for s in SCENARIOS)} (default: all)"
     )
