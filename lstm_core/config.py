@@ -339,6 +339,10 @@ def validate(config: Config) -> Config:
     _require(p.min_lr <= o.lr, f"min_lr ({p.min_lr}) must not exceed lr ({o.lr})")
     _require(p.eps >= 0, f"plateau eps must be >= 0, got {p.eps}")
 
+    _require(
+        t.init_from is None or bool(t.init_from.strip()),  # an unset shell variable, `--init-from "$RUN"`
+        f"init_from is empty ({t.init_from!r}); pass the run directory to start from, or leave it out",
+    )
     if t.init_from:
         _require(
             isinstance(t.epochs, int) and t.epochs >= 0,

@@ -93,6 +93,7 @@ def test_help_explains_every_flag():
         (["--shards", "64", "--batch-size", "64"], "lstm-train: error: shards 64 needs 64 cpu devices; jax has"),
         (["--backend", "torch", "--shards", "2"], "shards 2: settings of the JAX trainer only"),
         (["--csv", "prices.csv", "--target", "close"], "csv, target apply to dataset 'csv', not 'sine'"),
+        (["--init-from", ""], "lstm-train: error: init_from is empty (''); pass the run directory to start from"),
     ],
 )
 def test_input_errors_exit_2_with_one_line(args, message, tmp_path):

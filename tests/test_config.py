@@ -67,6 +67,8 @@ def test_defaults_are_valid_and_follow_torch():
         ({"backend": "tensorflow"}, "backend must be 'torch' or 'jax', got 'tensorflow'"),
         ({"training": {"shards": -1}}, "shards must be an integer >= 0, got -1"),
         ({"training": {"shards": 3}}, "shards (3) must divide batch_size (32) into equal parts"),
+        ({"training": {"init_from": ""}}, "init_from is empty (''); pass the run directory to start from, or leave"),
+        ({"training": {"init_from": " "}}, "init_from is empty (' '); pass the run directory to start from, or leave"),
     ],
 )
 def test_bad_values_name_field_value_and_fix(raw, message):
