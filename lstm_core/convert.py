@@ -118,6 +118,19 @@ def load_run(run_dir: str | Path) -> RunStart:
     return RunStart(run_weights, scaler, run_dir)
 
 
+def check_fits_dtype(weights: Mapping[str, np.ndarray], dtype: str, source: str) -> None:
+    """The trainers cast the weights to the training dtype, where a value beyond its range would become inf (and
+    every loss NaN); WeightsError naming each tensor that reaches beyond it."""
+    largest = float(np.finfo(dtype).max)
+    peaks = {name: float(np.max(np.abs(values))) for name, values in weights.items()}
+    beyond = [f"{name} reaches {peak:.3g}" for name, peak in peaks.items() if peak > largest]
+    if beyond:
+        raise WeightsError(
+            f"{source}: {'; '.join(beyond)}, beyond {dtype}'s largest value {largest:.3g}; "
+            "pass --dtype float64, or start from another run"
+        )
+
+
 def _nonfinite(arrays: Mapping[str, np.ndarray]) -> list[str]:
     """'NAME has N non-finite value(s)' for each array that holds NaN or ±inf."""
     counts = {name: np.size(values) - np.count_nonzero(np.isfinite(values)) for name, values in arrays.items()}

@@ -80,6 +80,7 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
     weights_io.check_weights(start.weights, expected, f"--init-from {start.source}")
     # in the model's order, not the file's (safetensors sorts names): it orders steps.csv and the trainers' tensors
     weights = {name: start.weights[name] for name in expected}
+    convert.check_fits_dtype(weights, config.training.dtype, f"weights file in --init-from {str(start.source)!r}")
     prepared = convert.rescale(prepared, start.scaler)
     stretched = "the --init-from run's scaler.json stretches them so: start from a run trained on these data"
     datasets.check_fits_dtype(prepared, config.training.dtype, stretched)

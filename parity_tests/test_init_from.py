@@ -133,6 +133,20 @@ def test_non_finite_weights_are_refused_with_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err == f"lstm-train: error: {expected}"
 
 
+def test_float64_weights_beyond_float32_are_refused_for_a_float32_run(tmp_path, capsys):
+    weights = weights_io.initial_weights(1, 8, 1, 1, np.random.default_rng(0))
+    weights["head.weight"][0, 2] = -1e300  # finite in the file, -inf once cast to float32
+    run_dir = tiny_run(tmp_path / "run", weights)
+    flags = ["--out", str(tmp_path / "out"), *TINY, "--init-from", str(run_dir), "--epochs", "0"]
+    assert cli.main([*flags, "--dtype", "float32"]) == 2
+    expected = (
+        f"weights file in --init-from {str(run_dir)!r}: head.weight reaches 1e+300, beyond float32's largest "
+        "value 3.4e+38; pass --dtype float64, or start from another run\n"
+    )
+    assert capsys.readouterr().err == f"lstm-train: error: {expected}"
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
 @pytest.mark.parametrize(
     ("features", "problem"),
     [
