@@ -107,6 +107,11 @@ def load_run(run_dir: str | Path) -> RunStart:
         raise WeightsError(f"--init-from {str(run_dir)!r} is not a directory; pass a run directory (lstm-train --out)")
     scaler = _read_scaler(run_dir / SCALER_FILE)
     weights_path = run_dir / weights_io.WEIGHTS_FILE
+    if not weights_path.exists():  # lstm-train writes the scaler first and the weights when its epochs end
+        raise WeightsError(
+            f"run directory {str(run_dir)!r} has no {weights_io.WEIGHTS_FILE}: its run was aborted before it "
+            "saved them; start from a run that finished"
+        )
     run_weights = weights_io.load(weights_path)
     check(run_weights, f"weights file in {str(run_dir)!r}")
     nonfinite = _nonfinite(run_weights)
@@ -140,7 +145,7 @@ def _nonfinite(arrays: Mapping[str, np.ndarray]) -> list[str]:
 def _read_scaler(path: Path) -> dict[str, Scaling | None]:
     """scaler.json as `scaler_record` writes it: 'features' and 'targets', each null or mean and scale lists of
     one length, finite, scales > 0 (they divide); WeightsError naming the entry otherwise."""
-    if not path.is_file():
+    if not path.exists():
         raise WeightsError(f"run directory {str(path.parent)!r} has no {SCALER_FILE}; re-run the training")
     try:
         scaler = json.loads(

@@ -81,8 +81,10 @@ def save(weights: dict[str, np.ndarray], path: str | Path) -> None:
 def load(path: str | Path) -> dict[str, np.ndarray]:
     """The float32 or float64 arrays of a safetensors file, by name; WeightsError if it holds anything else."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise WeightsError(f"weights file {str(path)!r} is a directory, not a safetensors file; pass the file")
     floats = ("F32", "F64")  # safetensors' names; only these are read: numpy cannot even read some (bfloat16)
     try:
         with safe_open(str(path), framework="np") as file:

@@ -133,6 +133,29 @@ def test_non_finite_weights_are_refused_with_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err == f"lstm-train: error: {expected}"
 
 
+def test_a_run_without_weights_or_with_folders_for_files_is_refused_with_exit_2(tmp_path, capsys):
+    run_dir = tiny_run(tmp_path / "run")
+    weights_path, scaler_path = run_dir / weights_io.WEIGHTS_FILE, run_dir / convert.SCALER_FILE
+    flags = ["--out", str(tmp_path / "out"), *TINY, "--init-from", str(run_dir), "--epochs", "0"]
+    weights_path.unlink()  # as a run aborted by a second Ctrl-C leaves it
+    assert cli.main(flags) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-train: error: run directory {str(run_dir)!r} has no weights.safetensors: its run was aborted "
+        "before it saved them; start from a run that finished\n"
+    )
+    weights_path.mkdir()
+    assert cli.main(flags) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-train: error: weights file {str(weights_path)!r} is a directory, not a safetensors file; pass the file\n"
+    )
+    scaler_path.unlink()
+    scaler_path.mkdir()
+    assert cli.main(flags) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-train: error: cannot read {str(scaler_path)!r}: Is a directory; re-run the training that wrote it\n"
+    )
+
+
 def test_float64_weights_beyond_float32_are_refused_for_a_float32_run(tmp_path, capsys):
     weights = weights_io.initial_weights(1, 8, 1, 1, np.random.default_rng(0))
     weights["head.weight"][0, 2] = -1e300  # finite in the file, -inf once cast to float32

@@ -57,6 +57,11 @@ def test_corrupt_and_missing_files_give_clear_errors(tmp_path):
         weights.load(corrupt)
     with pytest.raises(weights.WeightsError, match="does not exist"):
         weights.load(tmp_path / "missing.safetensors")
+    (tmp_path / "folder.safetensors").mkdir()
+    with pytest.raises(weights.WeightsError) as error:
+        weights.load(tmp_path / "folder.safetensors")
+    path = str(tmp_path / "folder.safetensors")
+    assert str(error.value) == f"weights file {path!r} is a directory, not a safetensors file; pass the file"
 
 
 def test_weights_of_other_dtypes_are_refused_naming_each(tmp_path):
