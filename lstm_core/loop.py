@@ -183,6 +183,17 @@ def run_epochs(config: Config, prepared, generators, trainer, writer: RecordsWri
     return run
 
 
+def check_out_dir(config: Config, out_dir: str | Path, config_file: str | None = None) -> Path:
+    """`out_dir`, created if missing, once `records.check_run_dir` finds that it can hold the run's records without
+    replacing one of the run's inputs: the --config file, the --csv, or the --init-from run's records."""
+    if config.training.init_from and Path(config.training.init_from).resolve() == Path(out_dir).resolve():
+        raise RunDirError(
+            f"--out {str(out_dir)!r} is the --init-from run; this run would overwrite the records it starts "
+            "from: pass another --out"
+        )
+    return check_run_dir(out_dir, {"--config": config_file, "--csv": config.data.csv})
+
+
 def train(config: Config, out_dir: str | Path, progress: bool = True, config_file: str | None = None) -> dict:
     """Train one run into `out_dir` and return its summary (also written to summary.json).
 
@@ -190,12 +201,7 @@ def train(config: Config, out_dir: str | Path, progress: bool = True, config_fil
     `config_file` it was loaded from that the run would replace), and a Ctrl-C after the epochs (while the
     weights and summary are written) is taken as one during the last epoch: the run completes."""
     started = time.perf_counter()
-    if config.training.init_from and Path(config.training.init_from).resolve() == Path(out_dir).resolve():
-        raise RunDirError(
-            f"--out {str(out_dir)!r} is the --init-from run; this run would overwrite the records it starts "
-            "from: pass another --out"
-        )
-    out = check_run_dir(out_dir, {"--config": config_file, "--csv": config.data.csv})
+    out = check_out_dir(config, out_dir, config_file)
     prepared, initial, generators = prepare(config)
     backend = backend_module(config.backend)
     trainer = backend.Trainer(config, prepared, initial)

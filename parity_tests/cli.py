@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from lstm_core.cli import EXIT_INTERRUPTED, INPUT_ERRORS, build_parser, config_from_args
 from lstm_core.config import ConfigError
 from lstm_core.diagnosis import first_nonfinite
+from lstm_core.loop import check_out_dir
 from lstm_core.records import check_run_dir, write_json
 from parity_tests import compare, engine
 
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                 "dropout masks come from each backend's own random numbers, so no step can match; use --dropout 0 "
                 "(parity_tests/test_dropout.py checks dropout by its statistics)"
             )
+        for name in engine.BACKENDS:  # each backend's records go to a run directory of its own
+            check_out_dir(config, out / name, args.config)
         if config.training.device == "gpu":
             engine.pin_gpu_precision()
         for earlier in (REPORT_FILE, PLOT_FILE):  # an earlier run's, never left beside this run's records

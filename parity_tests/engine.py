@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from lstm_core import data as datasets
 from lstm_core import loop
 from lstm_core.config import Config
-from lstm_core.records import RecordsWriter
+from lstm_core.records import RecordsWriter, clear_run_dir
 
 BACKENDS = ("torch", "jax")
 STEP_STATS = ("loss", "grad_norm", "clip_factor", "lr", "grad_norms")
@@ -138,6 +138,7 @@ def run(
     writers = {}
     if out_dir is not None:
         for name, trainer in trainers.items():
+            clear_run_dir(Path(out_dir) / name)  # an earlier run's weights and summary never sit beside these records
             writers[name] = RecordsWriter(Path(out_dir) / name, trainer.param_names)
             writers[name].write_json("config.json", configs[name].to_dict())
 

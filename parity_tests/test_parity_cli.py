@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lstm_core import cli as train_cli
 from lstm_core.cli import EXIT_INTERRUPTED
+from lstm_core.records import RUN_FILES
 from lstm_jax import model as jax_model
 from parity_tests import cases, cli
 
@@ -80,6 +82,49 @@ def test_usage_and_input_errors_exit_2(tmp_path, capsys):
         assert cli.main(["--out", str(tmp_path / "run"), *args]) == 2
         assert message in capsys.readouterr().err
     assert (tmp_path / "run" / "parity.json").read_text() == "{}"
+
+
+def test_a_backend_directory_that_cannot_hold_records_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "torch").write_text("a file where the torch records go")
+    assert cli.main([*FLAGS, "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-parity: error: cannot use --out {str(tmp_path / 'torch')!r} as the run directory: it is a file; "
+        "pass a directory\n"
+    )
+    (tmp_path / "torch").unlink()
+    (tmp_path / "jax" / "steps.csv").mkdir(parents=True)
+    assert cli.main([*FLAGS, "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-parity: error: {str(tmp_path / 'jax' / 'steps.csv')!r} is a directory, where the run writes its "
+        "steps.csv; pass another --out\n"
+    )
+
+
+def test_a_run_or_input_in_a_backend_directory_is_kept(tmp_path, capsys):
+    """lstm-parity writes each backend's records where a run (--init-from) or an input file may already lie."""
+    run_dir = tmp_path / "out" / "torch"
+    assert train_cli.main(["--backend", "torch", *FLAGS, "--epochs", "1", "--out", str(run_dir)]) == 0
+    before = {name: (run_dir / name).read_bytes() for name in RUN_FILES if (run_dir / name).exists()}
+    out = ["--out", str(tmp_path / "out")]
+    assert cli.main([*FLAGS, "--epochs", "1", *out, "--init-from", str(run_dir)]) == 2
+    assert f"lstm-parity: error: --out {str(run_dir)!r} is the --init-from run" in capsys.readouterr().err
+    config = tmp_path / "out" / "jax" / "config.json"
+    config.parent.mkdir()
+    config.write_text('{"training": {"epochs": 1}}')
+    assert cli.main([*FLAGS, *out, "--config", str(config)]) == 2
+    assert f"lstm-parity: error: --config {str(config)!r} is the config.json that this run writes" in (
+        capsys.readouterr().err
+    )
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+    assert config.read_text() == '{"training": {"epochs": 1}}'
+    # a run that goes ahead leaves no earlier run's weights or summary beside its records
+    assert cli.main([*FLAGS, *out, "--epochs", "1"]) == 0
+    assert sorted(path.name for path in run_dir.iterdir()) == [
+        "config.json",
+        "epochs.csv",
+        "grad_flow.csv",
+        "steps.csv",
+    ]
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
