@@ -199,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
+        if args.doctor and config.training.epochs == 0:
+            raise config_io.ConfigError(
+                "--doctor diagnoses training, and --epochs 0 trains nothing; drop --doctor "
+                "(lstm-doctor RUN_DIR diagnoses the --init-from run)"
+            )
         from lstm_core.loop import train
 
         summary = train(config, args.out, progress=not args.quiet, config_file=args.config)

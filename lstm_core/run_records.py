@@ -190,6 +190,12 @@ def load_run(run_dir: str | Path) -> RunRecords:
             raise RunRecordsError(f"run directory {str(run_dir)!r} lacks {path.name}; the run is incomplete")
 
     header, rows = _read_csv(steps_path, STEP_FIELDS)
+    training = _section(_read_json(run_dir / "config.json"), "training")
+    if not rows and training.get("epochs") == 0 and isinstance(training.get("init_from"), str):
+        raise RunRecordsError(
+            f"{str(run_dir)!r} holds an evaluation (--epochs 0) of the run in {training['init_from']!r}, "
+            "no training steps; diagnose that run instead"
+        )
     if not rows:
         raise RunRecordsError(
             f"steps.csv in {str(run_dir)!r} has a header but no rows: the run recorded zero "

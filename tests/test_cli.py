@@ -94,6 +94,11 @@ def test_help_explains_every_flag():
         (["--backend", "torch", "--shards", "2"], "shards 2: settings of the JAX trainer only"),
         (["--csv", "prices.csv", "--target", "close"], "csv, target apply to dataset 'csv', not 'sine'"),
         (["--init-from", ""], "lstm-train: error: init_from is empty (''); pass the run directory to start from"),
+        (
+            ["--init-from", "runs/first", "--epochs", "0", "--doctor"],
+            "lstm-train: error: --doctor diagnoses training, and --epochs 0 trains nothing; drop --doctor "
+            "(lstm-doctor RUN_DIR diagnoses the --init-from run)\n",
+        ),
     ],
 )
 def test_input_errors_exit_2_with_one_line(args, message, tmp_path):

@@ -87,6 +87,18 @@ def test_zero_steps(tmp_path):
         load_run(tmp_path / "r")
 
 
+def test_an_evaluation_run_points_at_the_run_it_evaluated(tmp_path):
+    """`lstm-train --epochs 0 --init-from RUN` writes headers only: it did not stop early, it trained nothing."""
+    writer = RecordsWriter(tmp_path / "r", PARAMS)
+    writer.write_json("config.json", {"training": {"epochs": 0, "init_from": "runs/first"}})
+    with pytest.raises(RunRecordsError) as error:
+        load_run(tmp_path / "r")
+    assert str(error.value) == (
+        f"{str(tmp_path / 'r')!r} holds an evaluation (--epochs 0) of the run in 'runs/first', no training steps; "
+        "diagnose that run instead"
+    )
+
+
 @pytest.mark.parametrize(("blank_lines", "line"), [(0, 4), (1, 5)])
 def test_not_a_number_is_named_by_its_file_line(tmp_path, rng, blank_lines, line):
     """A blank line before the bad row, which the csv reader skips, still counts in the line named."""
