@@ -382,7 +382,8 @@ def _flow_profiles(records: RunRecords) -> dict[int, np.ndarray]:
     for layer in np.unique(flow.layer):
         rows = usable & (flow.layer == layer)
         if np.any(rows):
-            profiles[int(layer)] = np.median(flow.norms[rows] / last[rows, None], axis=0)
+            with np.errstate(over="ignore"):  # a ratio beyond float64 is inf: growth the rules judge as such
+                profiles[int(layer)] = np.median(flow.norms[rows] / last[rows, None], axis=0)
     return profiles
 
 

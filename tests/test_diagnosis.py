@@ -4,6 +4,7 @@ serve the doctor's other tests too."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -486,6 +487,22 @@ def test_unclipped_spike_before_a_stalled_run_is_found(tmp_path, rng):
     assert "with clipping off, and the loss ended at" in f.evidence and "Adam's second-moment" in f.evidence
     assert f.remedy.startswith("--clip-norm 1.0")
     assert d.finding("underfitting").status == "suspect"  # explained by the explosion
+
+
+def test_gradient_growth_beyond_float64_is_judged_without_a_warning(tmp_path, rng):
+    """grad_flow.csv with ‖dL/dh_0‖ = 1e300 and ‖dL/dh_{T-1}‖ = 1e-10: their ratio overflows to inf, which is
+    growth to judge, not a RuntimeWarning on the doctor's stderr (pytest turns it into an error here)."""
+    n = 300
+    path = write_run(tmp_path / "overflow", 0.95 * rng.lognormal(0.0, 0.05, n), healthy_grads(n, rng), clip=False, T=10)
+    with (path / "grad_flow.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[1:]:
+        row[2], row[-1] = "1e300", "1e-10"
+    with (path / "grad_flow.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    f = run(path).finding("exploding_gradients")
+    assert f.status == "found" and f.numbers["flow_growth"] == math.inf
+    assert "at t0 it is inf× its value at the last step" in f.evidence
 
 
 def test_spike_the_run_recovered_from_is_only_suspect(tmp_path, rng):
