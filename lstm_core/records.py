@@ -45,7 +45,10 @@ def make_dir(path: Path, flag: str, role: str = "a directory") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        reason = "it is a file" if path.exists() and not path.is_dir() else error.strerror
+        if path.is_symlink() and not path.exists():  # mkdir's own reason for a broken link is "File exists"
+            reason = f"it is a link to {os.readlink(path)!r}, which leads nowhere"
+        else:
+            reason = "it is a file" if path.exists() and not path.is_dir() else error.strerror
         raise RunDirError(f"cannot use {flag} {str(path)!r} as {role}: {reason}; pass a directory") from None
     return path
 

@@ -214,7 +214,12 @@ def test_a_non_finite_loss_stops_at_once_keeps_finite_weights_and_diagnoses(back
 def test_an_unusable_out_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "file").write_text("not a directory")
     (tmp_path / "taken" / "weights.safetensors").mkdir(parents=True)
+    (tmp_path / "dangling").symlink_to(tmp_path / "removed")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
     cases = {
+        str(tmp_path / "dangling"): f"cannot use --out '{{}}' as the run directory: it is a link to "
+        f"{str(tmp_path / 'removed')!r}, which leads nowhere; pass a directory",
+        str(tmp_path / "loop"): f"it is a link to {str(tmp_path / 'loop')!r}, which leads nowhere",
         str(tmp_path / "file"): "cannot use --out '{}' as the run directory: it is a file; pass a directory",
         "": "--out is empty; pass the directory the run's records go to",
         str(tmp_path / "taken"): "'{}/weights.safetensors' is a directory, where the run writes its weights",
