@@ -190,7 +190,8 @@ def load_run(run_dir: str | Path) -> RunRecords:
             raise RunRecordsError(f"run directory {str(run_dir)!r} lacks {path.name}; the run is incomplete")
 
     header, rows = _read_csv(steps_path, STEP_FIELDS)
-    training = _section(_read_json(run_dir / "config.json"), "training")
+    config = _read_json(run_dir / "config.json")
+    training = _section(config, "training")
     if not rows and training.get("epochs") == 0 and isinstance(training.get("init_from"), str):
         raise RunRecordsError(
             f"{str(run_dir)!r} holds an evaluation (--epochs 0) of the run in {training['init_from']!r}, "
@@ -227,7 +228,6 @@ def load_run(run_dir: str | Path) -> RunRecords:
                 layer=_column("grad_flow.csv", f_header, f_rows, "layer", int),
                 norms=np.stack([_column("grad_flow.csv", f_header, f_rows, c) for c in times], axis=1),
             )
-    config = _read_json(run_dir / "config.json")
     summary, data_stats = _read_json(run_dir / "summary.json"), _read_json(run_dir / "data_stats.json")
     return RunRecords(
         run_dir=run_dir,
