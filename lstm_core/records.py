@@ -85,10 +85,14 @@ def clear_run_dir(path: Path) -> None:
 
 def write_atomically(path: Path, write) -> None:
     """write(temporary path), then the temporary file renamed to `path`: an interrupted write leaves the old file
-    or none, never half of one."""
+    or none, never half of one, and no temporary file behind."""
     temporary = path.with_name(f".{path.name}.partial")
-    write(temporary)
-    os.replace(temporary, path)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:  # Ctrl-C or a full disk as much as a failing writer
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def jsonable(value):

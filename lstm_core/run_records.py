@@ -124,7 +124,9 @@ def _column(name: str, header: list[str], rows: list[tuple[int, list[str]]], col
 
 
 def _read_json(path: Path) -> dict | None:
-    if not path.exists():
+    """A JSON record as a dict; None when the run did not write it (a link that leads nowhere is not absent:
+    read_text refuses it)."""
+    if not path.exists() and not path.is_symlink():
         return None
     try:
         value = json.loads(read_text(path, RunRecordsError, NOT_A_RECORD), object_pairs_hook=unique_keys)
@@ -181,6 +183,12 @@ def load_run(run_dir: str | Path) -> RunRecords:
         raise RunRecordsError(f"{str(run_dir)!r} is a file, not a run directory; pass the --out directory")
     steps_path, epochs_path = run_dir / "steps.csv", run_dir / "epochs.csv"
     if not steps_path.exists() and not epochs_path.exists():
+        parity = [name for name in ("torch", "jax") if (run_dir / name / "steps.csv").exists()]
+        if parity:  # lstm-parity's --out: a run directory per backend
+            raise RunRecordsError(
+                f"{str(run_dir)!r} holds lstm-parity's runs, one per backend: pass {str(run_dir / parity[0])!r}"
+                + (f" or {str(run_dir / parity[1])!r}" if len(parity) > 1 else "")
+            )
         raise RunRecordsError(
             f"{str(run_dir)!r} is not a run directory: it has no steps.csv or epochs.csv; "
             "pass the directory lstm-train wrote (its --out)"

@@ -5,8 +5,9 @@ import json
 import math
 
 import numpy as np
+import pytest
 
-from lstm_core.records import RUN_FILES, RecordsWriter, check_run_dir, clear_run_dir
+from lstm_core.records import RUN_FILES, RecordsWriter, check_run_dir, clear_run_dir, write_atomically
 
 
 def read(path):
@@ -67,3 +68,18 @@ def test_a_run_directory_starts_without_an_earlier_runs_files(tmp_path):
     clear_run_dir(check_run_dir(tmp_path))
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
     assert check_run_dir(tmp_path / "new" / "run").is_dir()  # created with its parents
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial_one(tmp_path):
+    path = tmp_path / "summary.json"
+    path.write_text("old")
+
+    def half_then_fail(temporary):
+        temporary.write_text("ha")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomically(path, half_then_fail)
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"] and path.read_text() == "old"
+    write_atomically(path, lambda temporary: temporary.write_text("new"))
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"] and path.read_text() == "new"

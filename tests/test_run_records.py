@@ -43,6 +43,24 @@ def test_not_a_run(tmp_path):
         load_run(tmp_path)
 
 
+def test_a_parity_directory_names_its_backends_run_directories(tmp_path, rng):
+    for backend in ("torch", "jax"):
+        write_run(tmp_path / "parity" / backend, healthy_loss(50, rng), healthy_grads(50, rng))
+    parity = tmp_path / "parity"
+    expected = f"{str(parity)!r} holds lstm-parity's runs, one per backend: pass {str(parity / 'torch')!r} or "
+    with pytest.raises(RunRecordsError, match=re.escape(expected + repr(str(parity / "jax")))):
+        load_run(parity)
+
+
+def test_a_record_that_is_a_broken_link_is_refused_not_skipped(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "summary.json").unlink()
+    (path / "summary.json").symlink_to(tmp_path / "gone.json")
+    expected = f"cannot read {str(path / 'summary.json')!r}: No such file or directory"
+    with pytest.raises(RunRecordsError, match=re.escape(expected)):
+        load_run(path)
+
+
 def test_missing_epochs_csv(tmp_path, rng):
     path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
     (path / "epochs.csv").unlink()
