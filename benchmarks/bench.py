@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import scaling
 
         results = scaling.run(args.device, budget, quick=args.quick)
+        results["environment"] = environment(args.device)
+        results["command"] = command
         (out / "scaling.json").write_text(json.dumps(results, indent=2) + "\n")
         report.scaling_chart(results, out / "scaling.png")
         print(report.scaling_table(results))

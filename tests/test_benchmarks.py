@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from jax.experimental import rnn
 
@@ -174,3 +176,20 @@ def test_bad_arguments_are_refused_before_anything_runs(args, message, tmp_path,
         bench.main([*args, "--out", str(out)])
     assert exit_info.value.code == 2 and f"lstm-bench: error: {message}" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_scaling_writes_its_rows_with_the_machine_and_the_command(monkeypatch, tmp_path):
+    """One tiny point per sweep: scaling.json holds every row, and the environment and command that made them,
+    as results.json and profile.json do."""
+    from benchmarks import scaling
+
+    tiny = Shape(4, 5, 1, 3, 1)
+    monkeypatch.setattr(scaling, "sweeps", lambda quick: [("seq_len", 5, tiny), ("hidden_size", 3, tiny)])
+    out = tmp_path / "scaling"
+    assert bench.main(["--scaling", "--quick", "--budget", "0.01", "--out", str(out)]) == 0
+    results = json.loads((out / "scaling.json").read_text())
+    assert [row["impl"] for row in results["rows"]] == 2 * list(scaling.SCALING_IMPLS)
+    assert all("error" not in row and row["median_ms"] > 0 for row in results["rows"])
+    assert results["command"] == f"lstm-bench --scaling --quick --budget 0.01 --out {out}"
+    assert results["environment"]["device"] == "cpu" and results["environment"]["cores"] == cpu_cores()
+    assert (out / "scaling.png").stat().st_size > 0
