@@ -1,6 +1,6 @@
 """`lstm-bench`: one training step of each implementation, timed side by side in one process.
 
-    lstm-bench --quick --out benchmarks/results/cpu-quick      # reduced set, under two minutes on 2 cores
+    lstm-bench --quick --out benchmarks/results/cpu-quick      # reduced grid (3 shapes), about a minute on 2 cores
     lstm-bench --out benchmarks/results/cpu                    # the full grid
     lstm-bench --scaling --out benchmarks/results/cpu-scaling  # cost against sequence length and hidden size
     lstm-bench --end-to-end --out ...                          # the default lstm-train job, process start to summary
