@@ -75,16 +75,37 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
     check_model_fits_memory(config, shapes, prepared.window)
     if not config.training.init_from:
         return prepared, weights_io.initial_weights(*shapes, generators["init"]), generators
-    start = convert.load_run(config.training.init_from)
-    expected = weights_io.parameter_shapes(*shapes)
-    weights_io.check_weights(start.weights, expected, f"--init-from {start.source}")
+    start = convert.load_run(config.training.init_from)  # its weights are one whole model (`convert.check`)
+    check_same_model(convert.architecture(start.weights), shapes, start.source)
     # in the model's order, not the file's (safetensors sorts names): it orders steps.csv and the trainers' tensors
-    weights = {name: start.weights[name] for name in expected}
+    weights = {name: start.weights[name] for name in weights_io.parameter_shapes(*shapes)}
     convert.check_fits_dtype(weights, config.training.dtype, f"weights file in --init-from {str(start.source)!r}")
     prepared = convert.rescale(prepared, start.scaler)
     stretched = "the --init-from run's scaler.json stretches them so: start from a run trained on these data"
     datasets.check_fits_dtype(prepared, config.training.dtype, stretched)
     return prepared, weights, generators
+
+
+def check_same_model(run: tuple[int, ...], this: tuple[int, ...], source: Path) -> None:
+    """WeightsError unless the --init-from run's model, (input_size, hidden_size, num_layers, num_outputs) as
+    its weights have it, is this run's: the message names both and the flags or data that make them equal."""
+    if run == this:
+        return
+
+    def model(inputs, hidden, layers, outputs) -> str:
+        return f"{inputs} input(s), hidden size {hidden}, {layers} layer(s), {outputs} output(s)"
+
+    flags = [
+        f"{flag} {had}"
+        for flag, had, has in (("--hidden-size", run[1], this[1]), ("--num-layers", run[2], this[2]))
+        if had != has
+    ]
+    fixes = [f"pass {' '.join(flags)}"] if flags else []
+    if (run[0], run[3]) != (this[0], this[3]):
+        fixes.append("use the dataset and --features the run was trained on")
+    raise weights_io.WeightsError(
+        f"--init-from {str(source)!r} holds a model of {model(*run)}; this run's has {model(*this)}: {'; '.join(fixes)}"
+    )
 
 
 def until_nonfinite(stats: dict, first_step: int) -> tuple[dict, bool]:

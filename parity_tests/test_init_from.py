@@ -91,16 +91,28 @@ def test_the_runs_scaler_replaces_the_one_fitted_here(source_runs, tmp_path):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--hidden-size", "9"], r"lstm\.weight_hh_l0 is \(32, 8\), expected \(36, 9\)"),
-        (["--num-layers", "2"], r"missing lstm\.weight_ih_l1"),
-        (["--dataset", "digits"], r"lstm\.weight_ih_l0 is \(32, 1\), expected \(32, 8\)"),
+        (
+            ["--hidden-size", "9"],
+            "this run's has 1 input(s), hidden size 9, 1 layer(s), 1 output(s): pass --hidden-size 8",
+        ),
+        (
+            ["--num-layers", "2", "--hidden-size", "4"],
+            "this run's has 1 input(s), hidden size 4, 2 layer(s), 1 output(s): pass --hidden-size 8 --num-layers 1",
+        ),
+        (
+            ["--dataset", "digits"],
+            "this run's has 8 input(s), hidden size 8, 1 layer(s), 10 output(s): use the dataset and --features the "
+            "run was trained on",
+        ),
     ],
 )
 def test_a_run_that_does_not_fit_is_refused_with_exit_2(flags, message, source_runs, tmp_path, capsys):
+    """The message names the run's model (as its weights have it), this run's, and what makes them equal."""
     run_dir, _ = source_runs["torch"]
     argv = ["--backend", "jax", "--out", str(tmp_path), *TINY, "--init-from", str(run_dir), *flags]
     assert cli.main(argv) == 2
-    assert re.search(message, capsys.readouterr().err)
+    run_model = "holds a model of 1 input(s), hidden size 8, 1 layer(s), 1 output(s); "
+    assert capsys.readouterr().err == f"lstm-train: error: --init-from {str(run_dir)!r} {run_model}{message}\n"
 
 
 def test_a_missing_run_directory_and_epochs_0_without_a_run_are_refused(tmp_path, capsys):
