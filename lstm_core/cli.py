@@ -103,7 +103,8 @@ def _default_note(section: str, field: str) -> str:
     value = getattr(getattr(config_io.Config(), section), field)
     if value is None or value == ():
         return ""
-    return f" (default: {','.join(map(str, value)) if isinstance(value, tuple) else value})"
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else value  # as the flag takes it: 0.9,0.999
+    return f" (default: {shown})"
 
 
 def build_parser(
@@ -113,6 +114,10 @@ def build_parser(
     out of the help."""
     # Every flag's argparse default is None, so that only the flags given override a --config file; the help
     # states the config's defaults instead, which are what a run without the flag takes.
+
+    def listed(flag: str, text: str) -> str:
+        return argparse.SUPPRESS if flag in unlisted else text
+
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description or "Train an LSTM with the PyTorch reference or the JAX/Flax trainer.",
@@ -121,9 +126,7 @@ def build_parser(
     parser.add_argument(
         "--backend",
         choices=("torch", "jax"),
-        help=argparse.SUPPRESS
-        if "--backend" in unlisted
-        else "which trainer runs: jax (default) or the torch reference",
+        help=listed("--backend", "which trainer runs: jax (default) or the torch reference"),
     )
     parser.add_argument("--config", help="TOML/YAML/JSON config file; flags override it")
     parser.add_argument(
@@ -147,9 +150,7 @@ def build_parser(
     parser.add_argument(
         "--doctor",
         action="store_true",
-        help=argparse.SUPPRESS
-        if "--doctor" in unlisted
-        else "diagnose the run at the end (as lstm-doctor); exit 3 when a cause is found",
+        help=listed("--doctor", "diagnose the run at the end (as lstm-doctor); exit 3 when a cause is found"),
     )
     return parser
 
