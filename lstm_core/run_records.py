@@ -183,12 +183,10 @@ def load_run(run_dir: str | Path) -> RunRecords:
         raise RunRecordsError(f"{str(run_dir)!r} is a file, not a run directory; pass the --out directory")
     steps_path, epochs_path = run_dir / "steps.csv", run_dir / "epochs.csv"
     if not steps_path.exists() and not epochs_path.exists():
-        parity = [name for name in ("torch", "jax") if (run_dir / name / "steps.csv").exists()]
-        if parity:  # lstm-parity's --out: a run directory per backend
-            raise RunRecordsError(
-                f"{str(run_dir)!r} holds lstm-parity's runs, one per backend: pass {str(run_dir / parity[0])!r}"
-                + (f" or {str(run_dir / parity[1])!r}" if len(parity) > 1 else "")
-            )
+        parity_runs = [run_dir / name for name in ("torch", "jax") if (run_dir / name / "steps.csv").exists()]
+        if parity_runs:  # lstm-parity's --out: a run directory per backend
+            choices = " or ".join(repr(str(path)) for path in parity_runs)
+            raise RunRecordsError(f"{str(run_dir)!r} holds lstm-parity's runs, one per backend: pass {choices}")
         raise RunRecordsError(
             f"{str(run_dir)!r} is not a run directory: it has no steps.csv or epochs.csv; "
             "pass the directory lstm-train wrote (its --out)"
@@ -199,13 +197,13 @@ def load_run(run_dir: str | Path) -> RunRecords:
 
     header, rows = _read_csv(steps_path, STEP_FIELDS)
     config = _read_json(run_dir / "config.json")
-    training = _section(config, "training")
-    if not rows and training.get("epochs") == 0 and isinstance(training.get("init_from"), str):
-        raise RunRecordsError(
-            f"{str(run_dir)!r} holds an evaluation (--epochs 0) of the run in {training['init_from']!r}, "
-            "no training steps; diagnose that run instead"
-        )
     if not rows:
+        training = _section(config, "training")
+        if training.get("epochs") == 0 and isinstance(training.get("init_from"), str):
+            raise RunRecordsError(
+                f"{str(run_dir)!r} holds an evaluation (--epochs 0) of the run in {training['init_from']!r}, "
+                "no training steps; diagnose that run instead"
+            )
         raise RunRecordsError(
             f"steps.csv in {str(run_dir)!r} has a header but no rows: the run recorded zero "
             "optimizer steps (it stopped before its first epoch ended); nothing to diagnose"
