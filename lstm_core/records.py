@@ -47,8 +47,10 @@ def make_dir(path: Path, flag: str, role: str = "a directory") -> Path:
     except OSError as error:
         if path.is_symlink() and not path.exists():  # mkdir's own reason for a broken link is "File exists"
             reason = f"it is a link to {os.readlink(path)!r}, which leads nowhere"
+        elif path.exists() and not path.is_dir():
+            reason = "it is a file"
         else:
-            reason = "it is a file" if path.exists() and not path.is_dir() else error.strerror
+            reason = error.strerror
         raise RunDirError(f"cannot use {flag} {str(path)!r} as {role}: {reason}; pass a directory") from None
     return path
 
