@@ -35,6 +35,7 @@ from parity_tests.engine import gpu_available, pin_gpu_precision
 
 GRID = [Shape(32, 50, 1, 64, 1), Shape(64, 100, 8, 128, 1), Shape(128, 100, 32, 256, 2), Shape(16, 500, 1, 64, 1)]
 QUICK_GRID = [Shape(32, 50, 1, 64, 1), Shape(16, 500, 1, 64, 1), Shape(64, 100, 8, 128, 1)]
+BUDGET_S, QUICK_BUDGET_S = 2.0, 0.5  # seconds of timed repeats per row, without and with --quick
 CPU_IMPLS = [name for name in impls.BUILDERS if name not in impls.GPU_ONLY]
 # Flags of the grid that --scaling and --profile, with rows of their own, do not take: flag -> whether it was given.
 GRID_ONLY = {
@@ -196,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{','.join(GPU_IMPLS)})",
     )
     parser.add_argument(
-        "--budget", type=float, default=None, help="seconds of timed repeats per row (default: 2; 0.5 with --quick)"
+        "--budget",
+        type=float,
+        default=None,
+        help=f"seconds of timed repeats per row (default: {BUDGET_S:g}; {QUICK_BUDGET_S:g} with --quick)",
     )
     parser.add_argument(
         "--unroll", type=int, default=1, help="lax.scan unroll for the JAX trainer rows (default: %(default)s)"
@@ -244,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         out = make_dir(Path(args.out), "--out")
     except RunDirError as error:
         parser.error(str(error))
-    budget = args.budget or (0.5 if args.quick else 2.0)
+    budget = args.budget or (QUICK_BUDGET_S if args.quick else BUDGET_S)
     command = "lstm-bench " + " ".join(argv if argv is not None else sys.argv[1:])
     training = {"unroll": args.unroll} if args.unroll != 1 else {}
     if args.shards:
