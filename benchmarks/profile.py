@@ -120,6 +120,14 @@ def matmul_parts(shape: Shape, mesh):
     )
 
 
+def jax_trainer(shape: Shape, shards: int):
+    """Our trainer on `shape`'s synthetic data, set up as `jax-epoch` sets it up, over `shards` devices (0: auto)."""
+    from lstm_jax.train import Trainer
+
+    config = impls.bench_config(shape, "jax", "cpu", shards=shards)
+    return Trainer(config, impls.synthetic_data(shape), impls.initial(shape))
+
+
 def recurrence_ms(trainer, shape: Shape, budget_s: float) -> dict[str, float]:
     """The trainer's forward pass, its forward and backward passes ("gradients"), and the same matmuls alone,
     each over NUM_BATCHES batches of `shape` in one jitted call as `jax-epoch` runs them, in ms per batch."""
@@ -160,18 +168,14 @@ def profile_shape(shape: Shape, budget_s: float, peak_gflops: float, shards: int
     for the cores (a device's larger matmuls use every core; its small ones, one)."""
     import jax
 
-    from lstm_jax.train import Trainer, batch_gradients
+    from lstm_jax.train import batch_gradients
 
-    def trainer_for(shape: Shape, **training) -> Trainer:
-        config = impls.bench_config(shape, "jax", "cpu", **training)
-        return Trainer(config, impls.synthetic_data(shape), impls.initial(shape))
-
-    trainer = trainer_for(shape, shards=shards)
+    trainer = jax_trainer(shape, shards)
     rows = impls.batch_rows(NUM_BATCHES, shape.batch)
     step_ms = time_calls(lambda: trainer.train_epoch(rows, 1), budget_s=budget_s).median_ms / NUM_BATCHES
     parts = recurrence_ms(trainer, shape, budget_s)
     shard_shape = replace(shape, batch=shape.batch // trainer.mesh.size)
-    one_device = recurrence_ms(trainer_for(shard_shape, shards=1), shard_shape, budget_s)
+    one_device = recurrence_ms(jax_trainer(shard_shape, shards=1), shard_shape, budget_s)
     model, task, mesh = trainer.model, trainer.task, trainer.mesh
     one_batch = jax.jit(partial(batch_gradients, model=model, task=task, mesh=mesh))
     x, y = trainer.x_train[rows[0]], trainer.y_train[rows[0]]
@@ -185,6 +189,7 @@ def profile_shape(shape: Shape, budget_s: float, peak_gflops: float, shards: int
         return 1e3 * ms / layer_steps
 
     matmul_ms = parts["matmul_forward"] + parts["matmul_backward"]
+    one_device_matmul_ms = one_device["matmul_forward"] + one_device["matmul_backward"]
     gflops, matmul_gflops = flops / step_ms / 1e6, flops / matmul_ms / 1e6
     return {
         "batch": shape.batch,
@@ -208,9 +213,7 @@ def profile_shape(shape: Shape, budget_s: float, peak_gflops: float, shards: int
         "matmul_us_per_layer_time_step": us_per_layer_time_step(matmul_ms),
         "one_device_rows": shard_shape.batch,
         "one_device_us_per_layer_time_step": us_per_layer_time_step(one_device["gradients"]),
-        "one_device_matmul_us_per_layer_time_step": us_per_layer_time_step(
-            one_device["matmul_forward"] + one_device["matmul_backward"]
-        ),
+        "one_device_matmul_us_per_layer_time_step": us_per_layer_time_step(one_device_matmul_ms),
         "gflops": gflops,
         "matmul_gflops": matmul_gflops,
         "peak_fraction": gflops / peak_gflops,
