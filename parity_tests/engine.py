@@ -138,8 +138,9 @@ def run(
     writers = {}
     if out_dir is not None:
         for name, trainer in trainers.items():
-            clear_run_dir(Path(out_dir) / name)  # an earlier run's weights and summary never sit beside these records
-            writers[name] = RecordsWriter(Path(out_dir) / name, trainer.param_names)
+            run_dir = Path(out_dir) / name
+            clear_run_dir(run_dir)  # an earlier run's weights and summary never sit beside these records
+            writers[name] = RecordsWriter(run_dir, trainer.param_names)
             writers[name].write_json("config.json", configs[name].to_dict())
 
     num_batches = len(prepared.train) // config.training.batch_size
