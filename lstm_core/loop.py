@@ -86,25 +86,27 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
     return prepared, weights, generators
 
 
-def check_same_model(run: tuple[int, ...], this: tuple[int, ...], source: Path) -> None:
+def check_same_model(run: tuple[int, int, int, int], this: tuple[int, int, int, int], source: Path) -> None:
     """WeightsError unless the --init-from run's model, (input_size, hidden_size, num_layers, num_outputs) as
     its weights have it, is this run's: the message names both and the flags or data that make them equal."""
     if run == this:
         return
+    (run_inputs, run_hidden, run_layers, run_outputs), (inputs, hidden, layers, outputs) = run, this
 
-    def model(inputs, hidden, layers, outputs) -> str:
+    def describe(inputs, hidden, layers, outputs) -> str:
         return f"{inputs} input(s), hidden size {hidden}, {layers} layer(s), {outputs} output(s)"
 
     flags = [
-        f"{flag} {had}"
-        for flag, had, has in (("--hidden-size", run[1], this[1]), ("--num-layers", run[2], this[2]))
-        if had != has
+        f"{flag} {run_value}"
+        for flag, run_value, value in (("--hidden-size", run_hidden, hidden), ("--num-layers", run_layers, layers))
+        if run_value != value
     ]
     fixes = [f"pass {' '.join(flags)}"] if flags else []
-    if (run[0], run[3]) != (this[0], this[3]):
+    if (run_inputs, run_outputs) != (inputs, outputs):  # set by the data, not by a flag of their own
         fixes.append("use the dataset and --features the run was trained on")
     raise weights_io.WeightsError(
-        f"--init-from {str(source)!r} holds a model of {model(*run)}; this run's has {model(*this)}: {'; '.join(fixes)}"
+        f"--init-from {str(source)!r} holds a model of {describe(*run)}; this run's has {describe(*this)}: "
+        f"{'; '.join(fixes)}"
     )
 
 
