@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 CGROUPS = Path("/sys/fs/cgroup")
+MEMBERSHIP = Path("/proc/self/cgroup")  # this process's cgroup in each hierarchy
 UNLIMITED = 2**62  # cgroup v1 writes "no limit" as a number near 2**63; v2 writes "max"
 
 
@@ -25,7 +26,7 @@ def memory_bytes() -> int | None:
     return min(known, default=None)
 
 
-def cgroup_memory_limit(root: Path = CGROUPS, membership: Path = Path("/proc/self/cgroup")) -> int | None:
+def cgroup_memory_limit(root: Path = CGROUPS, membership: Path = MEMBERSHIP) -> int | None:
     """The smallest memory limit on this process's cgroup and its ancestors (cgroup v2 `memory.max`, v1
     `memory.limit_in_bytes`), in bytes; None where there is none (no cgroups, not Linux, or no limit set)."""
     try:
@@ -46,7 +47,7 @@ def cgroup_memory_limit(root: Path = CGROUPS, membership: Path = Path("/proc/sel
             continue
         group = folder / path.lstrip("/")
         for directory in (group, *group.parents):
-            text = _read(directory / name)
+            text = _read_stripped(directory / name)
             if text is not None and text.isdigit() and int(text) < UNLIMITED:
                 limits.append(int(text))
             if directory == folder:
@@ -54,7 +55,8 @@ def cgroup_memory_limit(root: Path = CGROUPS, membership: Path = Path("/proc/sel
     return min(limits, default=None)
 
 
-def _read(path: Path) -> str | None:
+def _read_stripped(path: Path) -> str | None:
+    """The file's text without its newline; None where it cannot be read (a group without that controller file)."""
     try:
         return path.read_text().strip()
     except OSError:
