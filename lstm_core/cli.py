@@ -126,7 +126,9 @@ def build_parser(
     parser.add_argument(
         "--backend",
         choices=("torch", "jax"),
-        help=listed("--backend", "which trainer runs: jax (default) or the torch reference"),
+        help=listed(
+            "--backend", f"which trainer runs: jax or the torch reference (default: {config_io.Config().backend})"
+        ),
     )
     parser.add_argument("--config", help="TOML/YAML/JSON config file; flags override it")
     parser.add_argument(
