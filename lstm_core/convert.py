@@ -184,7 +184,7 @@ def _read_scaler(path: Path) -> dict[str, Scaling | None]:
 
 
 def _standard_scaler(scaling: Scaling | None, expected_width: int, what: str) -> StandardScaler | None:
-    """A fitted StandardScaler rebuilt from a scaler.json entry (checked by `_read_scaler`)."""
+    """A fitted StandardScaler rebuilt from one scaler.json entry as `_read_scaler` checked and converted it."""
     if scaling is None:
         return None
     mean, scale = scaling
@@ -215,15 +215,16 @@ def _remap(values: np.ndarray, old: StandardScaler | None, new: StandardScaler |
         return raw if new is None else (raw - new.mean_) / new.scale_
 
 
-def rescale(prepared: Prepared, record: dict[str, Scaling | None]) -> Prepared:
-    """The same data expressed in the scaling of `record` (a run's scaler.json) instead of the one fitted here.
+def rescale(prepared: Prepared, scalings: dict[str, Scaling | None]) -> Prepared:
+    """The same data expressed in the run's `scalings` (its scaler.json as `load_run` reads it) instead of the one
+    fitted here.
 
     When the run was trained on these very data the scalers are equal and the arrays are returned untouched.
     """
-    feature_scaler = _standard_scaler(record["features"], prepared.input_size, "feature")
-    if prepared.task == "classification" and record["targets"] is not None:
+    feature_scaler = _standard_scaler(scalings["features"], prepared.input_size, "feature")
+    if prepared.task == "classification" and scalings["targets"] is not None:
         raise WeightsError("the run scaled regression targets, but this data is a classification task")
-    target_scaler = _standard_scaler(record["targets"], 1, "target") if prepared.task == "regression" else None
+    target_scaler = _standard_scaler(scalings["targets"], 1, "target") if prepared.task == "regression" else None
 
     def split(part: Split) -> Split:
         x = _remap(part.x, prepared.feature_scaler, feature_scaler)
