@@ -143,8 +143,9 @@ def _nonfinite(arrays: Mapping[str, np.ndarray]) -> list[str]:
 
 
 def _read_scaler(path: Path) -> dict[str, Scaling | None]:
-    """scaler.json as `scaler_record` writes it: 'features' and 'targets', each null or mean and scale lists of
-    one length, finite, scales > 0 (they divide); WeightsError naming the entry otherwise."""
+    """scaler.json as `scaler_record` writes it, checked ('features' and 'targets', each null or mean and scale
+    lists of one length, finite, scales > 0: they divide) and converted: a Scaling per entry, None for null;
+    WeightsError naming the entry otherwise."""
     if not path.exists():
         raise WeightsError(f"run directory {str(path.parent)!r} has no {SCALER_FILE}; re-run the training")
     try:
