@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +116,25 @@ def test_a_run_that_does_not_fit_is_refused_with_exit_2(flags, message, source_r
     assert capsys.readouterr().err == f"lstm-train: error: --init-from {str(run_dir)!r} {run_model}{message}\n"
 
 
+@pytest.mark.parametrize(
+    ("this", "fix"),
+    [
+        # the inputs alone, or the outputs alone, differ: the data, not a flag, makes them equal
+        ((2, 8, 1, 1), "use the dataset and --features the run was trained on"),
+        ((1, 8, 1, 10), "use the dataset and --features the run was trained on"),
+        ((3, 9, 1, 1), "pass --hidden-size 8; use the dataset and --features the run was trained on"),
+    ],
+)
+def test_a_model_that_differs_in_its_inputs_or_outputs_alone_is_refused(this, fix):
+    with pytest.raises(weights_io.WeightsError) as error:
+        loop.check_same_model((1, 8, 1, 1), this, Path("runs/first"))
+    inputs, hidden, layers, outputs = this
+    assert str(error.value) == (
+        "--init-from 'runs/first' holds a model of 1 input(s), hidden size 8, 1 layer(s), 1 output(s); this run's "
+        f"has {inputs} input(s), hidden size {hidden}, {layers} layer(s), {outputs} output(s): {fix}"
+    )
+
+
 def test_a_missing_run_directory_and_epochs_0_without_a_run_are_refused(tmp_path, capsys):
     assert cli.main(["--out", str(tmp_path), *TINY, "--init-from", str(tmp_path / "nowhere")]) == 2
     assert "is not a directory; pass a run directory" in capsys.readouterr().err
@@ -180,6 +200,23 @@ def test_float64_weights_beyond_float32_are_refused_for_a_float32_run(tmp_path, 
     )
     assert capsys.readouterr().err == f"lstm-train: error: {expected}"
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_weights_just_beyond_float32_are_refused_and_its_largest_value_kept():
+    """4e38 becomes inf as float32 (its largest value is 3.4028235e38); 3.4e38 stays finite."""
+    fits = {"head.weight": np.array([[3.4e38, -3.4e38]]), "head.bias": np.array([1.0])}
+    convert.check_fits_dtype(fits, "float32", "run")
+    assert np.all(np.isfinite(fits["head.weight"].astype(np.float32)))
+    beyond = {"head.weight": np.array([[1.0, -4e38]]), "head.bias": np.array([4e38])}
+    with np.errstate(over="ignore"):  # the overflow the check exists to prevent
+        assert not np.any(np.isfinite(beyond["head.bias"].astype(np.float32)))
+    with pytest.raises(weights_io.WeightsError) as error:
+        convert.check_fits_dtype(beyond, "float32", "run")
+    assert str(error.value) == (
+        "run: head.weight reaches 4e+38; head.bias reaches 4e+38, beyond float32's largest value 3.4e+38; "
+        "pass --dtype float64, or start from another run"
+    )
+    convert.check_fits_dtype(beyond, "float64", "run")
 
 
 @pytest.mark.parametrize(
