@@ -52,6 +52,28 @@ def test_a_parity_directory_names_its_backends_run_directories(tmp_path, rng):
         load_run(parity)
 
 
+def test_a_parity_directory_with_one_backends_run_names_that_one(tmp_path, rng):
+    write_run(tmp_path / "parity" / "jax", healthy_loss(50, rng), healthy_grads(50, rng))
+    (tmp_path / "parity" / "torch").mkdir()  # created, but no records in it
+    parity = tmp_path / "parity"
+    with pytest.raises(RunRecordsError) as error:
+        load_run(parity)
+    expected = f"{str(parity)!r} holds lstm-parity's runs, one per backend: pass {str(parity / 'jax')!r}"
+    assert str(error.value) == expected
+
+
+def test_empty_backend_folders_are_not_a_parity_run(tmp_path):
+    """lstm-parity refused before training leaves its torch/ and jax/ folders empty: nothing to point at."""
+    for backend in ("torch", "jax"):
+        (tmp_path / backend).mkdir()
+    with pytest.raises(RunRecordsError) as error:
+        load_run(tmp_path)
+    assert str(error.value) == (
+        f"{str(tmp_path)!r} is not a run directory: it has no steps.csv or epochs.csv; pass the directory "
+        "lstm-train wrote (its --out)"
+    )
+
+
 def test_a_record_that_is_a_broken_link_is_refused_not_skipped(tmp_path, rng):
     path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
     (path / "summary.json").unlink()
@@ -115,6 +137,15 @@ def test_an_evaluation_run_points_at_the_run_it_evaluated(tmp_path):
         f"{str(tmp_path / 'r')!r} holds an evaluation (--epochs 0) of the run in 'runs/first', no training steps; "
         "diagnose that run instead"
     )
+
+
+def test_a_continued_run_with_no_steps_is_not_taken_for_an_evaluation(tmp_path):
+    """--init-from with --epochs 2, stopped before its first step: it was meant to train."""
+    writer = RecordsWriter(tmp_path / "r", PARAMS)
+    writer.write_json("config.json", {"training": {"epochs": 2, "init_from": "runs/first"}})
+    expected = f"steps.csv in {str(tmp_path / 'r')!r} has a header but no rows: the run recorded zero"
+    with pytest.raises(RunRecordsError, match=re.escape(expected)):
+        load_run(tmp_path / "r")
 
 
 @pytest.mark.parametrize(("blank_lines", "line"), [(0, 4), (1, 5)])
