@@ -70,15 +70,17 @@ def test_a_run_directory_starts_without_an_earlier_runs_files(tmp_path):
     assert check_run_dir(tmp_path / "new" / "run").is_dir()  # created with its parents
 
 
-def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial_one(tmp_path):
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial_one(tmp_path, failure):
+    """A full disk, or a Ctrl-C (not an Exception) while the weights are written."""
     path = tmp_path / "summary.json"
     path.write_text("old")
 
     def half_then_fail(temporary):
         temporary.write_text("ha")
-        raise OSError(28, "No space left on device")
+        raise failure
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(type(failure)):
         write_atomically(path, half_then_fail)
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"] and path.read_text() == "old"
     write_atomically(path, lambda temporary: temporary.write_text("new"))
