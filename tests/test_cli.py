@@ -121,6 +121,7 @@ def test_help_states_the_defaults_a_run_takes():
         "float32 or float64 (default: float32)",
         "run directory for records and weights (default: runs/latest)",
         "--csv CSV CSV file for --dataset csv (header row, numeric columns) --features",
+        "comma-separated feature columns of the CSV (default: the target) --target",
     ):
         assert stated in text
 
