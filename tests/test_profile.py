@@ -74,6 +74,28 @@ def test_a_profile_row_adds_up(tiny_row):
         assert r[field] > 0.0
 
 
+def test_the_one_device_pass_runs_one_shards_rows_on_one_device(monkeypatch):
+    """The recurrence's times (stand-ins here, distinct per pass) of the trainer's own run and of one shard's rows
+    on a trainer asked for exactly one device, each in its own fields."""
+    own = {"forward": 1.0, "gradients": 3.0, "matmul_forward": 0.5, "matmul_backward": 1.0}
+    one = {"forward": 2.0, "gradients": 6.0, "matmul_forward": 1.5, "matmul_backward": 2.25}
+    passes = []
+
+    def recurrence_ms(trainer, shape, budget_s):
+        passes.append((trainer.config.training.shards, trainer.mesh.size, shape.batch))
+        return own if len(passes) == 1 else one
+
+    monkeypatch.setattr(profile, "recurrence_ms", recurrence_ms)
+    r = profile.profile_shape(Shape(4, 6, 2, 3, 2), budget_s=0.0, peak_gflops=100.0, shards=2)
+    assert passes == [(2, 2, 4), (1, 1, 2)]
+    layer_steps = 6 * 2  # exact below: these stand-ins and their sums are exact in binary
+    assert (r["forward_ms"], r["backward_ms"]) == (1.0, 2.0)
+    assert r["us_per_layer_time_step"] == 1e3 * 3.0 / layer_steps
+    assert r["matmul_us_per_layer_time_step"] == 1e3 * 1.5 / layer_steps
+    assert r["one_device_us_per_layer_time_step"] == 1e3 * 6.0 / layer_steps
+    assert r["one_device_matmul_us_per_layer_time_step"] == 1e3 * 3.75 / layer_steps
+
+
 def test_the_trainers_gradient_program_has_one_forward_and_one_backward_loop_per_layer(tiny_row):
     """Each loop runs at least a matmul, a gate activation and a write of its output per time step (the exact
     count is XLA's to choose)."""
