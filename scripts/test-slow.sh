@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long configurations (full-length parity runs, zoo scenarios, healthy defaults over seeds): ~2.5 minutes on
+# The long configurations (full-length parity runs, zoo scenarios, healthy defaults over seeds): ~3 minutes on
 # 2 idle cores. .ci/run runs them after scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
