@@ -93,9 +93,11 @@ class Scaling(NamedTuple):
 
 @dataclass(frozen=True)
 class RunStart:
-    """What a run directory hands to a new run: its final weights (torch names) and its scaling."""
+    """What a run directory hands to a new run: its final weights (torch names), the model they make, and its
+    scaling."""
 
     weights: dict[str, np.ndarray]
+    architecture: tuple[int, int, int, int]  # the weights' (input_size, hidden_size, num_layers, num_outputs)
     scaler: dict[str, Scaling | None]  # "features", "targets": None where the run did not scale them
     source: Path
 
@@ -113,14 +115,14 @@ def load_run(run_dir: str | Path) -> RunStart:
             "saved them; start from a run that finished"
         )
     run_weights = weights_io.load(weights_path)
-    check(run_weights, f"weights file in {str(run_dir)!r}")
+    shapes = check(run_weights, f"weights file in {str(run_dir)!r}")
     nonfinite = _nonfinite(run_weights)
     if nonfinite:
         raise WeightsError(
             f"weights file {str(weights_path)!r}: {'; '.join(nonfinite)}; "
             "start from a run that ended with finite weights"
         )
-    return RunStart(run_weights, scaler, run_dir)
+    return RunStart(run_weights, shapes, scaler, run_dir)
 
 
 def check_fits_dtype(weights: Mapping[str, np.ndarray], dtype: str, source: str) -> None:

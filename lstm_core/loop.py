@@ -75,8 +75,8 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
     check_model_fits_memory(config, shapes, prepared.window)
     if not config.training.init_from:
         return prepared, weights_io.initial_weights(*shapes, generators["init"]), generators
-    start = convert.load_run(config.training.init_from)  # its weights are one whole model (`convert.check`)
-    check_same_model(convert.architecture(start.weights), shapes, start.source)
+    start = convert.load_run(config.training.init_from)
+    check_same_model(start.architecture, shapes, start.source)
     # in the model's order, not the file's (safetensors sorts names): it orders steps.csv and the trainers' tensors
     weights = {name: start.weights[name] for name in weights_io.parameter_shapes(*shapes)}
     convert.check_fits_dtype(weights, config.training.dtype, f"weights file in --init-from {str(start.source)!r}")
