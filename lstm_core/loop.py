@@ -134,10 +134,12 @@ def step_records(stats: dict, first_step: int, epoch: int, param_names) -> dict[
 class StopRequest:
     """Ctrl-C (SIGINT) while training asks the loop to stop after the current epoch, so that the run ends as
     a shorter run would: records, weights and summary of the same state. A second Ctrl-C aborts at once.
-    Only the main thread can take signals; elsewhere Ctrl-C keeps its usual effect."""
+    Only the main thread can take signals; elsewhere, and with `install` False (a caller that discards a
+    shortened run), Ctrl-C keeps its usual effect: KeyboardInterrupt at once."""
 
-    def __init__(self):
+    def __init__(self, install: bool = True):
         self.requested = False
+        self._install = install
         self._installed = False
         self._previous = None
 
@@ -148,7 +150,7 @@ class StopRequest:
         print("\nCtrl-C: the run ends after this epoch, its weights and summary saved (again: abort)", file=sys.stderr)
 
     def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
+        if self._install and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         return self
@@ -217,8 +219,15 @@ def check_out_dir(config: Config, out_dir: str | Path, config_file: str | None =
     return check_run_dir(out_dir, {"--config": config_file, "--csv": config.data.csv})
 
 
-def train(config: Config, out_dir: str | Path, progress: bool = True, config_file: str | None = None) -> dict:
-    """Train one run into `out_dir` and return its summary (also written to summary.json).
+def train(
+    config: Config,
+    out_dir: str | Path,
+    progress: bool = True,
+    config_file: str | None = None,
+    finish_epoch_on_ctrl_c: bool = True,
+) -> dict:
+    """Train one run into `out_dir` and return its summary (also written to summary.json). A Ctrl-C ends the run
+    after its epoch (`StopRequest`), or, with `finish_epoch_on_ctrl_c` False, raises KeyboardInterrupt at once.
 
     Every refusal comes before an earlier run's files in `out_dir` are removed (among them: a --csv or the
     `config_file` it was loaded from that the run would replace), and a Ctrl-C after the epochs (while the
@@ -234,7 +243,7 @@ def train(config: Config, out_dir: str | Path, progress: bool = True, config_fil
     writer.write_json("config.json", config.to_dict())
     writer.write_json("data_stats.json", {"scaled": config.data.scale, "task": prepared.task, **prepared.raw_stats})
     writer.write_json(SCALER_FILE, scaler_record(prepared))
-    with StopRequest() as stop:
+    with StopRequest(install=finish_epoch_on_ctrl_c) as stop:
         run = run_epochs(config, prepared, generators, trainer, writer, stop, progress)
         weights_io.save(trainer.weights(), out / WEIGHTS_FILE)  # the last finite ones
         test_loss, outputs = trainer.evaluate(prepared.test)
