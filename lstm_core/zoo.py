@@ -312,9 +312,10 @@ def plot_scenario(results: Sequence[ScenarioResult], path: Path) -> None:
     for row, result in zip(axes, results, strict=True):
         runs = {"broken": result.broken, "remedied": result.remedied}
         runs = {k: v for k, v in runs.items() if v is not None}
+        records_of = {which: run_records.load_run(run.run_dir) for which, run in runs.items()}  # read once
         loss_ax, grad_ax, *heat_axes = row
         for which, run in runs.items():
-            records = run_records.load_run(run.run_dir)
+            records = records_of[which]
             label = which if scenario.cause else "run"
             verdict = ", ".join(run.diagnosis.causes) or "healthy"
             loss_ax.plot(records.step, _positive(records.loss), color=COLOURS[which], alpha=0.35, lw=0.8)
@@ -341,7 +342,7 @@ def plot_scenario(results: Sequence[ScenarioResult], path: Path) -> None:
             if run is None:
                 ax.axis("off")
                 continue
-            flow = run_records.load_run(run.run_dir).grad_flow
+            flow = records_of[which].grad_flow
             if flow is None:
                 ax.axis("off")
                 continue
