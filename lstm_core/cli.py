@@ -98,9 +98,9 @@ CHOICES = {
 }
 
 
-def _default_note(section: str, field: str) -> str:
-    """' (default: X)', X the config's own default of the field, or '' where it has none (--csv, --features)."""
-    value = getattr(getattr(config_io.Config(), section), field)
+def _default_note(defaults: config_io.Config, section: str, field: str) -> str:
+    """' (default: X)', X the field's value in `defaults`, or '' where it has none (--csv, --features)."""
+    value = getattr(getattr(defaults, section), field)
     if value is None or value == ():
         return ""
     shown = ",".join(map(str, value)) if isinstance(value, tuple) else value  # as the flag takes it: 0.9,0.999
@@ -118,6 +118,8 @@ def build_parser(
     def listed(flag: str, text: str) -> str:
         return argparse.SUPPRESS if flag in unlisted else text
 
+    defaults = config_io.Config()
+
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description or "Train an LSTM with the PyTorch reference or the JAX/Flax trainer.",
@@ -126,20 +128,20 @@ def build_parser(
     parser.add_argument(
         "--backend",
         choices=("torch", "jax"),
-        help=listed(
-            "--backend", f"which trainer runs: jax or the torch reference (default: {config_io.Config().backend})"
-        ),
+        help=listed("--backend", f"which trainer runs: jax or the torch reference (default: {defaults.backend})"),
     )
     parser.add_argument("--config", help="TOML/YAML/JSON config file; flags override it")
     parser.add_argument(
         "--out", default="runs/latest", help="run directory for records and weights (default: %(default)s)"
     )
     for flag, section, field, kind, text in FLAGS:
-        parser.add_argument(flag, type=kind, choices=CHOICES.get(flag), help=text + _default_note(section, field))
+        parser.add_argument(
+            flag, type=kind, choices=CHOICES.get(flag), help=text + _default_note(defaults, section, field)
+        )
     parser.add_argument(
         "--clip-norm",
         type=float,
-        help="clip_grad_norm_ max norm; 0 turns clipping off" + _default_note("clipping", "max_norm"),
+        help="clip_grad_norm_ max norm; 0 turns clipping off" + _default_note(defaults, "clipping", "max_norm"),
     )
     parser.add_argument("--no-plateau", action="store_true", help="keep the learning rate fixed")
     parser.add_argument("--no-scale", action="store_true", help="train on raw data (no StandardScaler)")
