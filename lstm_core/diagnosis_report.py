@@ -47,9 +47,8 @@ def format_report(diagnosis: Diagnosis) -> str:
         lines.append(f"Cause{'s' if len(diagnosis.causes) > 1 else ''} found: {', '.join(diagnosis.causes)}")
     for note in diagnosis.notes:
         lines.append(f"Note: {note}")
-    by_cause = {f.cause: f for f in diagnosis.findings}
     for cause in diagnosis.causes:
-        f = by_cause[cause]
+        f = diagnosis.finding(cause)
         lines += [f"  [found]   {cause}: {f.evidence}", f"            fix: {f.remedy}"]
     for f in diagnosis.findings:
         if f.status == "suspect":
