@@ -2,13 +2,15 @@
 
 On an H100 (jax 0.11.2) the cuDNN kernel computed the scan path's loss and gradient in a program of its own,
 also inside `lax.scan`, but not in a loop body that also ran the scan path's gradient, as the trainer's first
-fused epoch (with its ‖dL/dh_t‖ probe) and start-up check did (parity_tests/results/gpu/cudnn-diagnosis.txt);
-the cuDNN trainer now runs one program per step. This takes the next steps in one short run: for loop bodies
-that hold one or both paths, each path's loss and gradient against the same path in a program per batch, so
-the wrong side shows; the same with cuDNN's weight vector padded at its end (cuDNN sizes its weight space
-itself: a larger one than jax's packed vector would be read and written past that vector's end); and the
-trainer's step fused into an epoch (cuDNN alone in the loop body) against the scan path's, which says whether
-the cuDNN path could be fused again.
+fused epoch (with its ‖dL/dh_t‖ probe) and start-up check did; the cuDNN trainer now runs one program per step.
+This takes the next steps in one short run: for loop bodies that hold one or both paths (the scan path with
+its hand-written backward pass, or with autodiff's), each path's loss and gradient against the same path in a
+program per batch, so the wrong side shows; the same with cuDNN's weight vector padded at its end (cuDNN sizes
+its weight space itself: a larger one than jax's packed vector would be read and written past that vector's
+end); and the trainer's step fused into an epoch (cuDNN alone in the loop body) against the scan path's, which
+says whether the cuDNN path could be fused again. What it found there is in
+parity_tests/results/gpu/cudnn-diagnosis.txt and README's cuDNN section: the cuDNN side goes wrong beside the
+hand-written backward pass only, padding changes nothing, and the fused epoch is right.
 
 Every line is a largest relative difference over 3 batches of the parity suite's float32 cases; agreement
 is ~1e-7. `--cpu` runs the same on CPU with jax's reference LSTM standing in for the kernel (all ~0: a check

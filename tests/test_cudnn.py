@@ -9,6 +9,11 @@ and the trainer's plumbing; both paths then compute the same function.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -116,3 +121,26 @@ def test_cudnn_is_refused_off_a_gpu_in_float64_with_remat_and_with_dropout(tiny_
         from_dict({"training": {"rnn": "cuda"}})
     assert cli.main(["--rnn", "cudnn", "--dtype", "float64", "--epochs", "1"]) == 2
     assert "float32 only" in capsys.readouterr().err
+
+
+GPU_CHECKS = Path(__file__).resolve().parents[1] / "scripts" / "gpu-checks.sh"
+
+
+def run_gpu_checks(out, **env):
+    """scripts/gpu-checks.sh OUT with this Python and the given variables (PARTS, *_TIMEOUT)."""
+    variables = {**os.environ, "PYTHON": sys.executable, **env}
+    return subprocess.run(["bash", str(GPU_CHECKS), str(out)], env=variables, capture_output=True, text=True)
+
+
+def test_gpu_checks_fails_without_a_gpu(tmp_path):
+    """On CPU the parity part finds no CUDA GPU, says so, and the script fails rather than pass on nothing."""
+    result = run_gpu_checks(tmp_path, PARTS="parity")
+    assert result.returncode == 1
+    assert "see no CUDA GPU; nothing run" in result.stderr
+
+
+def test_gpu_checks_names_a_part_stopped_at_its_limit(tmp_path):
+    """A part cut off by its time limit used to end the script silently, its report missing (session 8's float32)."""
+    result = run_gpu_checks(tmp_path, PARTS="parity", PARITY_TIMEOUT="0.01")
+    assert result.returncode == 1
+    assert "the parity part ran past its limit of 0.01 s and was stopped" in result.stderr
