@@ -5,8 +5,9 @@
 # Usage: parity_tests/run_gpu.sh [OUT_DIR]          (default OUT_DIR: runs/gpu-parity; PYTHON overrides .venv/bin/python)
 # Needs torch built with CUDA and jax with its CUDA plugin in that Python.
 # Writes OUT_DIR/pytest.log and OUT_DIR/junit.xml (pytest parity_tests --gpu: every GPU variant, slow ones
-# included), and OUT_DIR/float64/ and OUT_DIR/float32/ (parity.json, parity.png, both backends' records):
-# the suite's long float64 run, and a default float32 training.
+# included), and OUT_DIR/float64/, OUT_DIR/float32/ and OUT_DIR/float32-cudnn/ (parity.json, parity.png, both
+# backends' records): the suite's long float64 run, and a default float32 training on JAX's scan path and on
+# its cuDNN path.
 # Exit status: 0 when everything passed, 1 when a test or a report failed, 3 when no CUDA GPU is visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,8 @@ status=0
 "$python" -m parity_tests.cli --device gpu --quiet --out "$out/float64" --dtype float64 \
     --epochs 18 --batch-size 16 --grad-flow-every 5 --hidden-size 17 --num-layers 2 --num-samples 700 \
     --clip-norm 0.3 --plateau-patience 1 --plateau-factor 0.5 --plateau-threshold 0.05 || status=1
-# The default float32 training: step by step over the first 50 steps, final validation loss within 1 %.
+# The default float32 training: step by step over the first 50 steps, final validation loss within 1 %; then the
+# same with the JAX trainer's cuDNN path (--rnn cudnn), whose tests above only pass or fail.
 "$python" -m parity_tests.cli --device gpu --quiet --out "$out/float32" || status=1
+"$python" -m parity_tests.cli --device gpu --quiet --rnn cudnn --out "$out/float32-cudnn" || status=1
 exit "$status"

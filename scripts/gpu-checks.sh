@@ -7,8 +7,9 @@
 # Usage: scripts/gpu-checks.sh [OUT_DIR]            (default runs/gpu; PYTHON overrides .venv/bin/python)
 # Writes OUT_DIR/cudnn-diagnosis.txt, OUT_DIR/parity/ (see run_gpu.sh) and OUT_DIR/bench/ (results.json,
 # results.md, results.png); commit them under parity_tests/results/gpu/ and benchmarks/results/gpu/.
-# PARTS (default "diagnosis parity bench") picks the parts. On an H100 (session 8) they took about 1, 5 and 4 minutes:
-# where one command may run 10 minutes, run PARTS="diagnosis parity" and PARTS=bench as two. Each part has its
+# PARTS (default "diagnosis parity bench") picks the parts. On an H100 (session 8) they took about 1, 5 and 4
+# minutes, the parity part about 6 with the cuDNN report added since: where one command may run 10 minutes, run
+# PARTS="diagnosis parity" and PARTS=bench as two. Each part has its
 # own time limit (DIAGNOSIS_TIMEOUT, PARITY_TIMEOUT, BENCH_TIMEOUT seconds), so that a lent machine's minutes
 # are not spent on one part. torch-compile is left out on the GPU: Inductor compiles for minutes per shape,
 # and on the CPU it leaves nn.LSTM to eager anyway (see README). Exit status: 0 when every part run passed
