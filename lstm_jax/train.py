@@ -8,6 +8,7 @@ keeps the probed steps'. The cuDNN path runs one program per step instead (`Trai
 
 from __future__ import annotations
 
+import math
 import time
 from functools import partial
 from importlib import metadata
@@ -227,6 +228,21 @@ def step_details(params, x_train, y_train, index, key, *, model: LSTMModel, task
     return {"loss": loss, "outputs": outputs, "grads": grads}
 
 
+def path_differences(loss, grads, scan_loss, scan_grads) -> tuple[float, float]:
+    """How far the cuDNN path's loss and gradient (a params tree) lie from the scan path's, relative to the scan
+    path's. Never NaN, so that a running max and a `<=` check cannot let a broken kernel through (Python's max
+    drops a NaN that comes second): a loss or gradient that is non-finite on one path only is infinitely far; on
+    both, no distance at all (both runs stop on it at their first step, as `guarded_step` has them)."""
+    finite, scan_finite = (
+        bool(jnp.isfinite(value) & jnp.isfinite(optax.tree.norm(tree)))
+        for value, tree in ((loss, grads), (scan_loss, scan_grads))
+    )
+    if not (finite and scan_finite):
+        return (0.0, 0.0) if finite == scan_finite else (math.inf, math.inf)
+    difference = jax.tree.map(jnp.subtract, grads, scan_grads)
+    return abs(float(loss) / float(scan_loss) - 1), float(optax.tree.norm(difference) / optax.tree.norm(scan_grads))
+
+
 class Trainer:
     """Holds the device state between jitted epochs; the same methods as `lstm_torch.train.Trainer`."""
 
@@ -310,9 +326,8 @@ class Trainer:
             (loss, grads, _), (scan_loss, scan_grads, _) = (
                 path(self.state.params, x, y, self.state.key) for path in paths
             )
-            loss_diff = max(loss_diff, abs(float(loss) / float(scan_loss) - 1))
-            difference = jax.tree.map(jnp.subtract, grads, scan_grads)
-            grad_diff = max(grad_diff, float(optax.tree.norm(difference) / optax.tree.norm(scan_grads)))
+            batch_loss_diff, batch_grad_diff = path_differences(loss, grads, scan_loss, scan_grads)
+            loss_diff, grad_diff = max(loss_diff, batch_loss_diff), max(grad_diff, batch_grad_diff)
         self.compile_seconds += time.perf_counter() - started
         if not max(loss_diff, grad_diff) <= self.CUDNN_AGREEMENT:
             raise ConfigError(

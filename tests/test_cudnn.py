@@ -10,6 +10,7 @@ and the trainer's plumbing; both paths then compute the same function.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,9 @@ import pytest
 from jax.experimental import rnn
 
 from lstm_core import cli, weights
+from lstm_core import data as datasets
 from lstm_core.config import ConfigError, from_dict
+from lstm_core.loop import prepare, until_nonfinite
 from lstm_jax import cudnn
 from lstm_jax import model as jax_model
 from lstm_jax import train as jax_train
@@ -144,3 +147,36 @@ def test_gpu_checks_names_a_part_stopped_at_its_limit(tmp_path):
     result = run_gpu_checks(tmp_path, PARTS="parity", PARITY_TIMEOUT="0.01")
     assert result.returncode == 1
     assert "the parity part ran past its limit of 0.01 s and was stopped" in result.stderr
+
+
+def test_a_kernel_that_returns_nan_is_refused_before_training(monkeypatch, tiny_config):
+    """A NaN from the kernel alone used to pass the check (Python's max(0.0, nan) is 0.0), and the run then
+    stopped on a non-finite loss at its first step instead of being refused."""
+
+    def nan_outputs(*args, **kwargs):
+        ys, h, c = reference_lstm(*args, **kwargs)
+        return ys * jnp.nan, h, c
+
+    monkeypatch.setattr(cudnn.rnn, "lstm", nan_outputs)
+    monkeypatch.setattr(cudnn, "require_gpu", lambda device: None)
+    message = "rnn 'cudnn' disagrees with the scan path on this machine (loss inf, gradient inf relative"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
+
+
+def test_data_that_is_non_finite_on_both_paths_passes_the_check_and_stops_the_run_alike(cpu_cudnn, tiny_config):
+    """A NaN input in the first batch: both paths' loss is NaN, which is agreement, not a broken kernel; each
+    run then stops at that step with the same records."""
+    records = {}
+    for path in ("scan", "cudnn"):
+        config = replace(tiny_config, training={"rnn": path})
+        prepared, initial, generators = prepare(config)
+        prepared.train.x[0, 0, 0] = np.nan  # sample 0: in the check's first batch, and in some epoch-1 batch
+        trainer = jax_train.Trainer(config, prepared, initial)
+        stats = trainer.train_epoch(datasets.epoch_batches(len(prepared.train), 16, generators["batches"]), 1)
+        records[path], stopped = until_nonfinite(stats, 1)
+        assert stopped
+    assert len(records["cudnn"]["loss"]) == len(records["scan"]["loss"])
+    assert np.isnan(records["cudnn"]["loss"][-1]) and np.isnan(records["scan"]["loss"][-1])
+    # the finite steps before it: float32 rounding of two orderings of the same maths (~1e-7), 10x left
+    np.testing.assert_allclose(records["cudnn"]["loss"][:-1], records["scan"]["loss"][:-1], rtol=1e-6)
