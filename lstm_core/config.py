@@ -127,6 +127,25 @@ class Config:
         return dataclasses.asdict(self)
 
 
+# The JAX trainer's own settings, by section: `validate` refuses them, changed, with backend "torch".
+JAX_ONLY_FIELDS = {"training": ("unroll", "backward", "remat", "rnn", "shards"), "clipping": ("style",)}
+
+
+def torch_side(config: Config) -> Config:
+    """`config` as the torch trainer runs it when both backends train from one config (lstm-parity): backend
+    "torch", the JAX trainer's own settings at their defaults (the torch trainer has none of them), so that the
+    torch side's config.json says what ran and loads again (with `--rnn cudnn` it said rnn 'cudnn', which
+    `validate` refuses for torch)."""
+    defaults = Config()
+    sections = {
+        section: dataclasses.replace(
+            getattr(config, section), **{name: getattr(getattr(defaults, section), name) for name in names}
+        )
+        for section, names in JAX_ONLY_FIELDS.items()
+    }
+    return dataclasses.replace(config, backend="torch", **sections)
+
+
 _SECTION_CLASSES = {
     "model": ModelConfig,
     "optimizer": OptimizerConfig,

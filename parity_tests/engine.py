@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from lstm_core import data as datasets
 from lstm_core import loop
-from lstm_core.config import Config
+from lstm_core.config import Config, torch_side
 from lstm_core.records import RecordsWriter, clear_run_dir
 
 BACKENDS = ("torch", "jax")
@@ -90,9 +90,10 @@ class _Recorder:
 
 
 def backend_configs(config: Config, jax_config: Config | None = None) -> dict[str, Config]:
-    """The config each backend trains with: `config` for both, or `jax_config` (a deliberate variant) for JAX."""
+    """The config each backend trains with: `config` for both (torch's without the JAX trainer's own settings,
+    which it does not run), or `jax_config` (a deliberate variant) for JAX."""
     return {
-        "torch": dataclasses.replace(config, backend="torch"),
+        "torch": torch_side(config),
         "jax": dataclasses.replace(jax_config or config, backend="jax"),
     }
 

@@ -13,6 +13,7 @@ import pytest
 
 from lstm_core import cli as train_cli
 from lstm_core.cli import EXIT_INTERRUPTED
+from lstm_core.config import load_file
 from lstm_core.records import RUN_FILES
 from lstm_jax import model as jax_model
 from parity_tests import cases, cli
@@ -125,6 +126,16 @@ def test_a_run_or_input_in_a_backend_directory_is_kept(tmp_path, capsys):
         "grad_flow.csv",
         "steps.csv",
     ]
+
+
+def test_each_backends_config_json_is_what_it_ran_and_loads_again(tmp_path):
+    """The torch side's config.json used to carry the JAX trainer's own settings (here unroll 2; on a GPU
+    rnn 'cudnn'), which torch does not run and `lstm-train --config` refuses for backend torch."""
+    assert cli.main([*FLAGS, "--epochs", "1", "--unroll", "2", "--out", str(tmp_path)]) == 0
+    loaded = {backend: load_file(tmp_path / backend / "config.json") for backend in ("torch", "jax")}
+    assert (loaded["torch"].backend, loaded["torch"].training.unroll) == ("torch", 1)
+    assert (loaded["jax"].backend, loaded["jax"].training.unroll) == ("jax", 2)
+    assert loaded["torch"].model == loaded["jax"].model and loaded["torch"].data == loaded["jax"].data
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):

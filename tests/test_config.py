@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lstm_core.config import Config, ConfigError, from_dict, load_file, validate
+from lstm_core.config import JAX_ONLY_FIELDS, Config, ConfigError, from_dict, load_file, torch_side, validate
 
 
 def test_defaults_are_valid_and_follow_torch():
@@ -79,6 +79,32 @@ def test_bad_values_name_field_value_and_fix(raw, message):
 
 def test_optax_clip_style_is_allowed_on_jax():
     assert from_dict({"backend": "jax", "clipping": {"style": "optax"}}).clipping.style == "optax"
+
+
+@pytest.mark.parametrize(
+    "jax_settings",
+    [
+        {"training": {"unroll": 2, "backward": "autodiff", "remat": True, "shards": 2}, "clipping": {"style": "optax"}},
+        {"training": {"rnn": "cudnn"}},
+    ],
+)
+def test_the_torch_side_of_a_jax_config_drops_the_jax_only_settings_and_keeps_the_rest(jax_settings):
+    """lstm-parity's torch config.json said rnn 'cudnn' (or unroll 2, ...): a config refused for torch."""
+    config = from_dict({**jax_settings, "model": {"hidden_size": 9}, "optimizer": {"lr": 0.003}})
+    torch = torch_side(config)
+    assert validate(torch) is torch and torch.backend == "torch"
+    assert (torch.model, torch.optimizer, torch.data) == (config.model, config.optimizer, config.data)
+    for section, names in JAX_ONLY_FIELDS.items():
+        for name in names:
+            assert getattr(getattr(torch, section), name) == getattr(getattr(Config(), section), name)
+
+
+def test_the_jax_only_fields_are_the_settings_refused_for_torch():
+    changed = {"unroll": 2, "backward": "autodiff", "remat": True, "rnn": "cudnn", "shards": 2, "style": "optax"}
+    for section, names in JAX_ONLY_FIELDS.items():
+        for name in names:
+            with pytest.raises(ConfigError, match="settings of the JAX trainer only"):
+                from_dict({"backend": "torch", section: {name: changed[name]}})
 
 
 def test_digits_is_classification():
