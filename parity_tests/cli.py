@@ -74,9 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             check_out_dir(config, out / name, args.config)
         if config.training.device == "gpu":
             engine.pin_gpu_precision()
-        for earlier in (REPORT_FILE, PLOT_FILE):  # an earlier run's, never left beside this run's records
-            (out / earlier).unlink(missing_ok=True)
-        traces = engine.run(config, out_dir=out, progress=not args.quiet)
+        # an earlier run's report is never left beside this run's records
+        traces = engine.run(config, out_dir=out, earlier_files=(REPORT_FILE, PLOT_FILE), progress=not args.quiet)
     except INPUT_ERRORS as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2

@@ -125,12 +125,15 @@ def run(
     *,
     jax_config: Config | None = None,
     out_dir: str | Path | None = None,
+    earlier_files: tuple[str, ...] = (),
     progress: bool = False,
 ) -> dict[str, Trace]:
     """Train both backends in lockstep for `config.training.epochs` epochs and return their traces.
 
     `jax_config` replaces the JAX side's config (the suite's deliberately wrong variants). With `out_dir`, each
-    backend's records (steps.csv, epochs.csv, grad_flow.csv, config.json) go to `out_dir/<backend>/`.
+    backend's records (steps.csv, epochs.csv, grad_flow.csv, config.json) go to `out_dir/<backend>/`, and
+    `earlier_files` (names in `out_dir`: an earlier comparison's report) are removed with those directories'
+    earlier records, once both trainers are built, so that a run refused by a trainer keeps them.
     """
     configs = backend_configs(config, jax_config)
     prepared, initial, generators = loop.prepare(config)
@@ -138,6 +141,8 @@ def run(
     recorders = {name: _Recorder(name, list(trainer.param_names)) for name, trainer in trainers.items()}
     writers = {}
     if out_dir is not None:
+        for earlier in earlier_files:
+            (Path(out_dir) / earlier).unlink(missing_ok=True)
         for name, trainer in trainers.items():
             run_dir = Path(out_dir) / name
             clear_run_dir(run_dir)  # an earlier run's weights and summary never sit beside these records

@@ -85,6 +85,16 @@ def test_usage_and_input_errors_exit_2(tmp_path, capsys):
     assert (tmp_path / "run" / "parity.json").read_text() == "{}"
 
 
+def test_a_run_refused_by_a_trainer_keeps_the_earlier_report(tmp_path, capsys):
+    """A refusal that only a trainer can make (the devices it finds) used to come after the earlier report was
+    removed: here more shards than this machine's CPU devices, on a GPU machine rnn 'cudnn' on --device cpu."""
+    for earlier in ("parity.json", "parity.png"):
+        (tmp_path / earlier).write_text("earlier")
+    assert cli.main([*FLAGS, "--epochs", "1", "--shards", "64", "--batch-size", "64", "--out", str(tmp_path)]) == 2
+    assert "lstm-parity: error: shards 64 needs 64 cpu devices" in capsys.readouterr().err
+    assert [(tmp_path / name).read_text() for name in ("parity.json", "parity.png")] == ["earlier", "earlier"]
+
+
 def test_a_backend_directory_that_cannot_hold_records_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "torch").write_text("a file where the torch records go")
     assert cli.main([*FLAGS, "--epochs", "1", "--out", str(tmp_path)]) == 2
@@ -144,7 +154,7 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.engine, "run", ctrl_c)
+    monkeypatch.setattr(cli.engine.datasets, "epoch_batches", ctrl_c)  # the first epoch, once both trainers are built
     for earlier in ("parity.json", "parity.png"):  # an earlier run's report must not pass for this run's
         (tmp_path / earlier).write_text("earlier")
     assert cli.main([*FLAGS, "--out", str(tmp_path)]) == EXIT_INTERRUPTED
