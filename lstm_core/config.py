@@ -405,6 +405,10 @@ def validate(config: Config) -> Config:
         _require(t.dtype == "float32", "rnn 'cudnn' runs float32 only; use --dtype float32 or --rnn scan")
         _require(not t.remat, "remat applies to the scan recurrence; cuDNN keeps its own reserve space (drop --remat)")
         _require(
+            t.unroll == 1,
+            "unroll applies to the scan recurrence; cuDNN runs all time steps in its own kernel (drop --unroll)",
+        )
+        _require(
             m.dropout == 0,
             "rnn 'cudnn' runs all layers in one cuDNN call, no dropout between them; use --dropout 0 or --rnn scan",
         )

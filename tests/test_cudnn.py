@@ -111,13 +111,16 @@ def test_a_kernel_that_disagrees_with_the_scan_path_is_refused_before_training(m
         conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
 
 
-def test_cudnn_is_refused_off_a_gpu_in_float64_with_remat_and_with_dropout(tiny_config, capsys):
+def test_cudnn_is_refused_off_a_gpu_in_float64_with_remat_unroll_and_dropout(tiny_config, capsys):
     with pytest.raises(ConfigError, match="--device gpu or --rnn scan"):
         conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
     with pytest.raises(ConfigError, match="float32 only"):
         from_dict({"training": {"rnn": "cudnn", "dtype": "float64"}})
     with pytest.raises(ConfigError, match="remat"):
         from_dict({"training": {"rnn": "cudnn", "remat": True}})
+    unroll = "unroll applies to the scan recurrence; cuDNN runs all time steps in its own kernel (drop --unroll)"
+    with pytest.raises(ConfigError, match=re.escape(unroll)):  # it was taken and ignored (the probe's scan only)
+        from_dict({"training": {"rnn": "cudnn", "unroll": 4}})
     with pytest.raises(ConfigError, match="no dropout between them"):
         from_dict({"training": {"rnn": "cudnn"}, "model": {"num_layers": 2, "dropout": 0.1}})
     with pytest.raises(ConfigError, match="rnn must be"):
