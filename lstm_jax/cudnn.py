@@ -19,10 +19,17 @@ from lstm_core.config import ConfigError
 Layer = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # w_ih (4H, In), w_hh (4H, H), b_ih (4H,), b_hh (4H,)
 
 
-def require_gpu(device: jax.Device) -> None:
-    """cuDNN is a CUDA library: refuse any other device before anything is compiled."""
-    if device.platform != "gpu":
-        raise ConfigError(f"rnn 'cudnn' runs on a CUDA GPU, not on {device.platform}; use --device gpu or --rnn scan")
+def require_gpu(device: str) -> None:
+    """cuDNN is a CUDA library: refuse the configured device (cpu | gpu) unless it is a GPU that jax sees, before
+    the trainer looks for its devices, whose own refusal of an unseen GPU advises --device cpu (refused here)."""
+    if device != "gpu":
+        raise ConfigError(f"rnn 'cudnn' runs on a CUDA GPU, not on {device}; use --device gpu or --rnn scan")
+    try:
+        jax.devices("gpu")
+    except RuntimeError:
+        raise ConfigError(
+            f"rnn 'cudnn' runs on a CUDA GPU, and jax sees none here (it has {jax.devices()}); use --rnn scan"
+        ) from None
 
 
 def pack(layers: list[Layer]) -> jax.Array:

@@ -256,14 +256,14 @@ class Trainer:
         flops = lstm_step_flops(t.batch_size, steps, inputs, m.hidden_size, m.num_layers)
         widest_input = max(inputs, m.hidden_size if m.num_layers > 1 else 0)  # layer 0's, or a deeper layer's H
         layer_weights = 4 * m.hidden_size * (widest_input + m.hidden_size)
+        if t.rnn == "cudnn":
+            cudnn.require_gpu(t.device)
         self.mesh = batch_mesh(t.device, t.shards, t.batch_size, flops, layer_weights)
         self.placement = NamedSharding(self.mesh, PartitionSpec())  # every device holds the whole array
         self.devices = [f"{d.platform}:{d.id}" for d in self.mesh.devices.flat]  # the batch's shards, in order
         self.dtype = jnp.dtype(config.training.dtype)
         self.task = data.task
         self.param_names = tuple(weights)
-        if t.rnn == "cudnn":
-            cudnn.require_gpu(self.mesh.devices.flat[0])
         self.model = LSTMModel(
             m.hidden_size, m.num_layers, data.num_outputs, m.dropout, t.unroll, t.backward, t.remat, t.rnn
         )
