@@ -10,8 +10,6 @@ see the same batches in the same order.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 
 from lstm_core.config import Config, DataConfig
 from lstm_core.machine import check_fits_memory
-from lstm_core.textfile import read_text
+from lstm_core.textfile import read_csv_rows
 
 SINE_PERIOD = 50  # samples per sine period: a window of 20 sees 0.4 of a cycle, enough to forecast one step
 
@@ -156,8 +154,7 @@ def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{str(path)!r} is a directory; pass a CSV file (not its folder) with --csv PATH")
     if not path.is_file():
         raise DataError(f"CSV file {str(path)!r} does not exist; pass an existing file with --csv PATH")
-    text = read_text(path, DataError, "save the CSV file as UTF-8 text")
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rows = read_csv_rows(path, DataError, "save the CSV file as UTF-8 text")
     while rows and not "".join(rows[-1]).strip():  # editors and spreadsheets leave empty lines at the end
         rows.pop()
     if not rows:

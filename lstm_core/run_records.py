@@ -9,8 +9,6 @@ numpy and the standard library only.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
-from lstm_core.textfile import DuplicateKeyError, read_text, unique_keys
+from lstm_core.textfile import DuplicateKeyError, read_csv_rows, read_text, unique_keys
 
 
 class RunRecordsError(ValueError):
@@ -83,8 +81,8 @@ NOT_A_RECORD = "the file is corrupt or not written by lstm-train"
 def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the (file line, fields) of every non-blank row below it."""
     name = path.name
-    reader = csv.reader(io.StringIO(read_text(path, RunRecordsError, NOT_A_RECORD), newline=""))
-    lines = [(i, row) for i, row in enumerate(reader, start=1) if row]
+    rows = read_csv_rows(path, RunRecordsError, NOT_A_RECORD)
+    lines = [(i, row) for i, row in enumerate(rows, start=1) if row]
     if not lines:
         raise RunRecordsError(
             f"{name} in {str(path.parent)!r} is empty (no header): the file is truncated "

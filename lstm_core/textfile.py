@@ -3,6 +3,8 @@ one error that names the file, what is wrong with it and what to do."""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,25 @@ def read_text(path: str | Path, error: type[Exception], fix: str) -> str:
         line = problem.object[: problem.start].count(b"\n") + 1
         byte = problem.object[problem.start]
         raise error(f"{str(path)!r} is not UTF-8 text (byte {byte:#04x} on line {line}); {fix}") from None
+
+
+def read_csv_rows(path: str | Path, error: type[Exception], fix: str) -> list[list[str]]:
+    """The rows of the CSV file `path` (read by read_text). Raises `error` where the csv module cannot split a
+    record, naming the line the record starts on: a quote that opens a field and never closes swallows the rest of
+    the file into that field, until the csv module stops at its field size limit."""
+    reader = csv.reader(io.StringIO(read_text(path, error, fix), newline=""))
+    rows = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            rows.append(next(reader))
+        except StopIteration:
+            return rows
+        except csv.Error as problem:
+            raise error(
+                f"{str(path)!r} line {start}: {problem}, as when a quote that opens a field is never closed (the "
+                "field then runs on to the end of the file); close that quote or remove it"
+            ) from None
 
 
 class DuplicateKeyError(ValueError):

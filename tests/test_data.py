@@ -164,6 +164,19 @@ def test_csv_not_utf8(tmp_path):
     assert str(error.value) == f"{str(path)!r} is not UTF-8 text (byte 0xe9 on line 3); save the CSV file as UTF-8 text"
 
 
+def test_csv_quote_left_open(tmp_path):
+    """A stray quote swallows the rest of the file into one field, which the csv module stops at its field size
+    limit (131072 characters): one line naming where the record starts, not a _csv.Error traceback."""
+    path = tmp_path / "quote.csv"
+    path.write_text('a,y\n1,2\n"3,4\n' + "5,6\n" * 40000)
+    with pytest.raises(data.DataError) as error:
+        load(dataset="csv", csv=str(path), target="y")
+    assert str(error.value) == (
+        f"{str(path)!r} line 3: field larger than field limit (131072), as when a quote that opens a field is never "
+        "closed (the field then runs on to the end of the file); close that quote or remove it"
+    )
+
+
 def sine_rows(count):
     return "".join(f"{np.sin(i / 5):.6f},{i}\n" for i in range(count))
 

@@ -100,6 +100,19 @@ def test_truncated_row(tmp_path, rng):
         load_run(path)
 
 
+def test_a_field_beyond_the_csv_field_limit(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "steps.csv").read_text().splitlines()
+    lines[5] = '"' + lines[5]  # a quote never closed: the field runs on past the csv module's 131072 characters
+    (path / "steps.csv").write_text("\n".join(lines + ["1"] * 70000) + "\n")
+    with pytest.raises(RunRecordsError) as error:
+        load_run(path)
+    assert str(error.value) == (
+        f"{str(path / 'steps.csv')!r} line 6: field larger than field limit (131072), as when a quote that opens a "
+        "field is never closed (the field then runs on to the end of the file); close that quote or remove it"
+    )
+
+
 def test_header_missing_columns(tmp_path, rng):
     path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
     lines = (path / "epochs.csv").read_text().splitlines()
