@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "gpu" and not gpu_available():
         parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
     try:
-        out = make_dir(Path(args.out), "--out")
+        out = make_dir(args.out, "--out")
     except RunDirError as error:
         parser.error(str(error))
     budget = args.budget or (QUICK_BUDGET_S if args.quick else BUDGET_S)

@@ -40,8 +40,12 @@ class RunDirError(ValueError):
     """The run directory cannot hold a run's records; the message says why and what to pass instead."""
 
 
-def make_dir(path: Path, flag: str, role: str = "a directory") -> Path:
-    """`path`, created with its parents if missing; RunDirError naming `flag` and why it cannot be `role`."""
+def make_dir(path: str | Path, flag: str, role: str = "a directory") -> Path:
+    """`path`, created with its parents if missing; RunDirError naming `flag` and why it cannot be `role`. An
+    empty `path` is refused: Path("") is ".", and writing into the current directory is not what it asked for."""
+    if not str(path).strip():
+        raise RunDirError(f"{flag} is empty; pass a directory")
+    path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -60,7 +64,7 @@ def check_run_dir(out_dir: str | Path, inputs: Mapping[str, str | None] | None =
     one of `inputs` (flag -> the file it names, e.g. {"--csv": "prices.csv"}) is a file the run would replace."""
     if not str(out_dir).strip():
         raise RunDirError("--out is empty; pass the directory the run's records go to, e.g. --out runs/mine")
-    path = make_dir(Path(out_dir), "--out", "the run directory")
+    path = make_dir(out_dir, "--out", "the run directory")
     for name in RUN_FILES:
         if (path / name).is_dir():
             raise RunDirError(

@@ -519,14 +519,14 @@ def main(argv: list[str] | None = None) -> int:
     if [n for n in names or [] if n not in known]:
         parser.error(f"unknown scenario(s) in {args.scenarios!r}; choose from {', '.join(known)}")
     whole = names is None and set(backends) == set(BACKENDS)
-    out = Path(args.out or (GALLERY if whole else Path(args.work) / "gallery"))
-    try:
-        make_dir(out, "--out")
-        make_dir(Path(args.work), "--work")
+    default_out = GALLERY if whole else Path(args.work) / "gallery"
+    try:  # an empty flag is refused, not taken for its default or for the current directory
+        out = make_dir(default_out if args.out is None else args.out, "--out")
+        work = make_dir(args.work, "--work")
     except RunDirError as error:
         parser.error(str(error))
     try:
-        _, problems = run_zoo(out, Path(args.work), backends, names)
+        _, problems = run_zoo(out, work, backends, names)
     except KeyboardInterrupt:
         print(
             f"{parser.prog}: stopped by Ctrl-C; {out / 'report.md'} was not rewritten (the scenarios' runs so far "

@@ -178,6 +178,16 @@ def test_bad_arguments_are_refused_before_anything_runs(args, message, tmp_path,
     assert not out.exists()
 
 
+def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "run_grid", lambda *a, **k: pytest.fail("ran despite an empty --out"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--out", ""])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith("lstm-bench: error: --out is empty; pass a directory\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_scaling_writes_its_rows_with_the_machine_and_the_command(monkeypatch, tmp_path):
     """One tiny point per sweep: scaling.json holds every row, and the environment and command that made them,
     as results.json and profile.json do."""

@@ -116,6 +116,9 @@ def test_problems_name_a_wrong_verdict_and_a_short_remedy(tmp_path):
         (["--scenarios", ","], "--backends and --scenarios need at least one name each"),
         (["--out", "{file}"], "cannot use --out '{file}' as a directory:"),
         (["--work", "{file}"], "cannot use --work '{file}' as a directory:"),
+        # Empty, --out was taken for its default (the committed gallery) and --work for the current directory.
+        (["--out", ""], "lstm-zoo: error: --out is empty; pass a directory\n"),
+        (["--work", " "], "lstm-zoo: error: --work is empty; pass a directory\n"),
     ],
 )
 def test_main_refuses_bad_arguments_before_training(args, message, tmp_path, capsys, monkeypatch):
