@@ -509,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    backends = comma_separated(args.backends)
+    backends = list(dict.fromkeys(comma_separated(args.backends)))  # a backend named twice would train twice
     known = [s.name for s in SCENARIOS]
     names = None if args.scenarios is None else comma_separated(args.scenarios)
     if not backends or names == []:

@@ -143,6 +143,14 @@ def test_only_the_whole_zoo_writes_the_committed_gallery_by_default(args, galler
     assert calls == [Path(gallery.format(work=tmp_path / "work"))]
 
 
+def test_a_backend_named_twice_trains_once(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(zoo, "run_zoo", lambda out, work, backends, names: calls.append(backends) or ([], []))
+    monkeypatch.chdir(tmp_path)  # the whole zoo's default --out, docs/zoo, made here
+    assert zoo.main(["--backends", "torch, jax,torch", "--work", str(tmp_path / "work")]) == 0
+    assert calls == [["torch", "jax"]]
+
+
 def test_ctrl_c_stops_the_zoo_without_judging_the_shortened_run(tmp_path, monkeypatch, capsys):
     """lstm-train's first Ctrl-C ends a run after its epoch; the zoo would diagnose that run as if whole. It stops
     at once instead, saying so in one line."""
