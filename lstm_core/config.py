@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from lstm_core.textfile import DuplicateKeyError, read_text, unique_keys
+from lstm_core.textfile import TOO_DEEP, DuplicateKeyError, read_text, unique_keys
 
 DATASETS = ("sine", "adding", "digits", "csv")
 CLASSIFICATION_DATASETS = ("digits",)
@@ -263,6 +263,8 @@ def load_file(path: str | Path, base: Config | None = None) -> Config:
             raise ConfigError(f"config file {str(path)!r} must end in .toml, .yaml, .yml or .json")
     except DuplicateKeyError as error:  # TOML refuses duplicates itself
         raise ConfigError(f"config file {str(path)!r} {error}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {str(path)!r} {TOO_DEEP}; a config is two levels deep") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as error:
         first_line = str(error).splitlines()[0]
         if isinstance(error, yaml.MarkedYAMLError) and error.problem and error.problem_mark:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
-from lstm_core.textfile import DuplicateKeyError, read_csv_rows, read_text, unique_keys
+from lstm_core.textfile import TOO_DEEP, DuplicateKeyError, read_csv_rows, read_text, unique_keys
 
 
 class RunRecordsError(ValueError):
@@ -134,6 +134,8 @@ def _read_json(path: Path) -> dict | None:
         ) from None
     except DuplicateKeyError as error:
         raise RunRecordsError(f"{path.name} {error}: {NOT_A_RECORD}") from None
+    except RecursionError:
+        raise RunRecordsError(f"{path.name} {TOO_DEEP}: {NOT_A_RECORD}") from None
     if not isinstance(value, dict):
         raise RunRecordsError(f"{path.name} must hold a JSON object, got {type(value).__name__}")
     return value

@@ -44,6 +44,10 @@ def read_csv_rows(path: str | Path, error: type[Exception], fix: str) -> list[li
             ) from None
 
 
+# Why a JSON, TOML or YAML file whose parser ran out of recursion depth (a RecursionError) is refused.
+TOO_DEEP = "is nested too deeply to read (brackets or indents thousands of levels deep)"
+
+
 class DuplicateKeyError(ValueError):
     """A key given twice in one mapping of a JSON or YAML file, where the parser would silently keep the last."""
 

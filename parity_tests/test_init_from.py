@@ -283,6 +283,17 @@ def test_a_scaler_file_giving_a_key_twice_is_refused(tmp_path):
         convert.load_run(run_dir)
 
 
+def test_a_scaler_file_nested_beyond_the_json_parsers_depth_is_refused(tmp_path):
+    run_dir = tiny_run(tmp_path / "run")
+    (run_dir / convert.SCALER_FILE).write_text('{"features": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    expected = (
+        f"{str(run_dir / convert.SCALER_FILE)!r} is nested too deeply to read (brackets or indents thousands of "
+        "levels deep); re-run the training that wrote it"
+    )
+    with pytest.raises(weights_io.WeightsError, match=re.escape(expected)):  # json's RecursionError was a traceback
+        convert.load_run(run_dir)
+
+
 def test_a_scaler_file_that_is_not_utf8_is_refused(tmp_path):
     run_dir = tiny_run(tmp_path / "run")
     (run_dir / convert.SCALER_FILE).write_bytes(b"\xff\xfe{\x00}")

@@ -167,6 +167,22 @@ def test_load_file_refuses_a_key_given_twice(tmp_path, name, text, message):
         load_file(path)
 
 
+@pytest.mark.parametrize(
+    ("name", "nested"),
+    [("run.json", '{"model": NESTED}'), ("run.toml", "model = NESTED\n"), ("run.yaml", "model: NESTED\n")],
+)
+def test_load_file_refuses_a_file_nested_beyond_the_parsers_depth(tmp_path, name, nested):
+    """Each parser recurses per bracket and raised a RecursionError traceback."""
+    path = tmp_path / name
+    path.write_text(nested.replace("NESTED", "[" * 100_000 + "]" * 100_000))
+    with pytest.raises(ConfigError) as error:
+        load_file(path)
+    assert str(error.value) == (
+        f"config file {str(path)!r} is nested too deeply to read (brackets or indents thousands of levels deep); "
+        "a config is two levels deep"
+    )
+
+
 def test_yaml_merge_keys_may_be_overridden(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("model:\n  <<: {hidden_size: 8, num_layers: 2}\n  hidden_size: 16\n")

@@ -184,6 +184,17 @@ def test_a_record_giving_a_key_twice_is_refused(tmp_path, rng):
         load_run(path)
 
 
+def test_a_record_nested_beyond_the_json_parsers_depth_is_refused(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "summary.json").write_text('{"task": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(RunRecordsError) as error:  # json's RecursionError was a traceback
+        load_run(path)
+    assert str(error.value) == (
+        "summary.json is nested too deeply to read (brackets or indents thousands of levels deep): the file is "
+        "corrupt or not written by lstm-train"
+    )
+
+
 def test_a_loss_below_zero_is_refused_not_judged(tmp_path, rng):
     """The rules compare losses by ratios (an earlier low of -2 makes any later point an 'infinite rebound'):
     a negative loss, e.g. a Gaussian negative log-likelihood from a plain loop, is refused by its line."""
