@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from lstm_core.textfile import TOO_DEEP, DuplicateKeyError, read_text, unique_keys
+from lstm_core.textfile import DuplicateKeyError, FileShapeError, read_text, unique_keys, within_parser_limits
 
 DATASETS = ("sine", "adding", "digits", "csv")
 CLASSIFICATION_DATASETS = ("digits",)
@@ -244,6 +244,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader: builds no Python objects
+
+
+# A config file's parser by its suffix; none executes anything in the file.
+PARSERS = {
+    ".toml": tomllib.loads,
+    ".yaml": _load_yaml,
+    ".yml": _load_yaml,
+    ".json": lambda text: json.loads(text, object_pairs_hook=unique_keys),
+}
+
+
 def load_file(path: str | Path, base: Config | None = None) -> Config:
     """Load a TOML (.toml), YAML (.yaml/.yml) or JSON (.json) config; nothing in the file is executed."""
     path = Path(path)
@@ -251,20 +264,13 @@ def load_file(path: str | Path, base: Config | None = None) -> Config:
         raise ConfigError(f"config file {str(path)!r} is a directory; pass a .toml/.yaml/.json file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing .toml/.yaml/.json file")
+    if path.suffix not in PARSERS:
+        raise ConfigError(f"config file {str(path)!r} must end in .toml, .yaml, .yml or .json")
     text = read_text(path, ConfigError, "save the config file as UTF-8 text")
     try:
-        if path.suffix == ".toml":
-            raw = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader: builds no Python objects
-        elif path.suffix == ".json":
-            raw = json.loads(text, object_pairs_hook=unique_keys)
-        else:
-            raise ConfigError(f"config file {str(path)!r} must end in .toml, .yaml, .yml or .json")
-    except DuplicateKeyError as error:  # TOML refuses duplicates itself
+        raw = within_parser_limits(lambda: PARSERS[path.suffix](text))
+    except FileShapeError as error:  # TOML refuses duplicates itself
         raise ConfigError(f"config file {str(path)!r} {error}") from None
-    except RecursionError:
-        raise ConfigError(f"config file {str(path)!r} {TOO_DEEP}; a config is two levels deep") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as error:
         first_line = str(error).splitlines()[0]
         if isinstance(error, yaml.MarkedYAMLError) and error.problem and error.problem_mark:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
-from lstm_core.textfile import TOO_DEEP, DuplicateKeyError, read_csv_rows, read_text, unique_keys
+from lstm_core.textfile import FileShapeError, read_csv_rows, read_text, unique_keys, within_parser_limits
 
 
 class RunRecordsError(ValueError):
@@ -127,15 +127,14 @@ def _read_json(path: Path) -> dict | None:
     if not path.exists() and not path.is_symlink():
         return None
     try:
-        value = json.loads(read_text(path, RunRecordsError, NOT_A_RECORD), object_pairs_hook=unique_keys)
+        text = read_text(path, RunRecordsError, NOT_A_RECORD)
+        value = within_parser_limits(lambda: json.loads(text, object_pairs_hook=unique_keys))
     except json.JSONDecodeError as error:
         raise RunRecordsError(
             f"{path.name} is not valid JSON ({error.msg} at line {error.lineno}): the file is truncated or corrupt"
         ) from None
-    except DuplicateKeyError as error:
+    except FileShapeError as error:
         raise RunRecordsError(f"{path.name} {error}: {NOT_A_RECORD}") from None
-    except RecursionError:
-        raise RunRecordsError(f"{path.name} {TOO_DEEP}: {NOT_A_RECORD}") from None
     if not isinstance(value, dict):
         raise RunRecordsError(f"{path.name} must hold a JSON object, got {type(value).__name__}")
     return value

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +46,33 @@ def read_csv_rows(path: str | Path, error: type[Exception], fix: str) -> list[li
             ) from None
 
 
-# Why a JSON, TOML or YAML file whose parser ran out of recursion depth (a RecursionError) is refused.
-TOO_DEEP = "is nested too deeply to read (brackets or indents thousands of levels deep)"
+class FileShapeError(ValueError):
+    """A JSON, TOML or YAML file holding what its parser takes badly or not at all, whatever its syntax: a key given
+    twice, nesting past the parser's recursion depth, an integer past Python's digit limit. The message follows
+    the file's name."""
 
 
-class DuplicateKeyError(ValueError):
+class DuplicateKeyError(FileShapeError):
     """A key given twice in one mapping of a JSON or YAML file, where the parser would silently keep the last."""
 
     def __init__(self, key: Any, where: str = " in one object"):
         super().__init__(f"has the key {key!r} twice{where}; keep one of them")
+
+
+def within_parser_limits(parse: Callable[[], Any]) -> Any:
+    """parse(), where a parser that stops on the file's size rather than its syntax raises FileShapeError: json,
+    tomllib and PyYAML recurse once per bracket or indent (RecursionError), and each makes an int of a number's
+    digits, which Python refuses past sys.get_int_max_str_digits() (a ValueError telling to raise that limit)."""
+    try:
+        return parse()
+    except RecursionError:
+        raise FileShapeError("is nested too deeply to read (brackets or indents thousands of levels deep)") from None
+    except ValueError as error:
+        if "integer string conversion" not in str(error):
+            raise
+        raise FileShapeError(
+            f"holds an integer of more than {sys.get_int_max_str_digits()} digits, beyond any value it could set"
+        ) from None
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

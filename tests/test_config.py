@@ -178,8 +178,27 @@ def test_load_file_refuses_a_file_nested_beyond_the_parsers_depth(tmp_path, name
     with pytest.raises(ConfigError) as error:
         load_file(path)
     assert str(error.value) == (
-        f"config file {str(path)!r} is nested too deeply to read (brackets or indents thousands of levels deep); "
-        "a config is two levels deep"
+        f"config file {str(path)!r} is nested too deeply to read (brackets or indents thousands of levels deep)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("run.json", '{"model": {"hidden_size": HUGE}}'),
+        ("run.toml", "[model]\nhidden_size = HUGE\n"),
+        ("run.yaml", "model:\n  hidden_size: HUGE\n"),
+    ],
+)
+def test_load_file_refuses_an_integer_beyond_pythons_digit_limit(tmp_path, name, text):
+    """Each parser makes an int of the digits, which Python refuses past 4300 of them (sys.get_int_max_str_digits):
+    a ValueError traceback telling to raise that limit."""
+    path = tmp_path / name
+    path.write_text(text.replace("HUGE", "1" * 5000))
+    with pytest.raises(ConfigError) as error:
+        load_file(path)
+    assert str(error.value) == (
+        f"config file {str(path)!r} holds an integer of more than 4300 digits, beyond any value it could set"
     )
 
 

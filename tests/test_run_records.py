@@ -195,6 +195,17 @@ def test_a_record_nested_beyond_the_json_parsers_depth_is_refused(tmp_path, rng)
     )
 
 
+def test_a_record_holding_an_integer_beyond_pythons_digit_limit_is_refused(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "summary.json").write_text('{"num_classes": ' + "1" * 5000 + "}")
+    with pytest.raises(RunRecordsError) as error:  # json's ValueError (past 4300 digits) was a traceback
+        load_run(path)
+    assert str(error.value) == (
+        "summary.json holds an integer of more than 4300 digits, beyond any value it could set: the file is corrupt "
+        "or not written by lstm-train"
+    )
+
+
 def test_a_loss_below_zero_is_refused_not_judged(tmp_path, rng):
     """The rules compare losses by ratios (an earlier low of -2 makes any later point an 'infinite rebound'):
     a negative loss, e.g. a Gaussian negative log-likelihood from a plain loop, is refused by its line."""
