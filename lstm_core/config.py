@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,8 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
             if isinstance(value, str) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value):  # 1e-3: text to YAML 1.1
                 hint = f" (YAML reads {value} as text: write it with a dot, e.g. {float(value)!r})"
             raise ConfigError(f"{where} must be a number, got {value!r}{hint}")
+        if isinstance(value, int) and abs(value) > sys.float_info.max:  # float() would raise OverflowError
+            raise ConfigError(f"{where} must be a number float64 holds (at most about 1.8e308), got a larger integer")
         return float(value)
     if isinstance(default, tuple):
         if isinstance(value, str):

@@ -183,6 +183,20 @@ def test_load_file_refuses_a_file_nested_beyond_the_parsers_depth(tmp_path, name
 
 
 @pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"optimizer": {"lr": 10**400}}, "optimizer.lr must be a number float64 holds (at most about 1.8e308), got a "),
+        ({"data": {"splits": [10**400, 0.1, 0.1]}}, "data.splits must be a list of numbers, got [1000"),
+    ],
+)
+def test_an_integer_beyond_float64_is_refused(sections, message):
+    """JSON and YAML read any number of digits into an int, which float() refused with an OverflowError traceback."""
+    with pytest.raises(ConfigError) as error:
+        from_dict(sections)
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
     ("name", "text"),
     [
         ("run.json", '{"model": {"hidden_size": HUGE}}'),
