@@ -192,6 +192,9 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
                 return tuple(float(v) if isinstance(v, str) else _coerce(section, name, v, 0.0) for v in value)
             except ValueError:
                 raise ConfigError(f"{where} must be a list of numbers, got {value!r}") from None
+        names = [v for v in value if isinstance(v, str | int | float) and not isinstance(v, bool)]
+        if len(names) != len(value):  # str() would make column names of [1], None or True (YAML's `yes`)
+            raise ConfigError(f"{where} must be a list of names (text or numbers), got {value!r}")
         return tuple(str(v) for v in value)
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"{where} must be a string, got {value!r}")

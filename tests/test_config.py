@@ -59,6 +59,12 @@ def test_defaults_are_valid_and_follow_torch():
             {"data": {"dataset": "csv", "csv": "a.csv", "target": "y", "features": "t,y,t"}},
             "features name 't' more than once, in 't,y,t'; list each column once",
         ),
+        # str() made column names '[1]', 'None' and 'True' of them (YAML reads a column named yes as true)
+        (
+            {"data": {"features": [["a"], None, True]}},
+            "data.features must be a list of names (text or numbers), got [['a'], None, True]",
+        ),
+        ({"data": {"features": ["a", 2020, True]}}, "data.features must be a list of names (text or numbers), got"),
         ({"training": {"seed": 2**32}}, "seed must be an integer in [0, 2**32), got 4294967296"),
         ({"optimizer": {"lr": "1e-3"}}, "optimizer.lr must be a number, got '1e-3' (YAML reads 1e-3 as text: write it"),
         ({"model": {"head": "classification"}}, "head 'classification' does not fit dataset 'sine'"),
