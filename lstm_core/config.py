@@ -292,8 +292,15 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _countable(name: str, value: int) -> None:
+    """A count beyond sys.maxsize (2**63 - 1) is refused: Python cannot take the length of a range that long (tqdm
+    over --epochs raised OverflowError), and sizes that large overflow the float arithmetic of the memory check."""
+    _require(value <= sys.maxsize, f"{name} must be at most {sys.maxsize} (2**63 - 1), got {value!r}")
+
+
 def _positive_int(name: str, value: int) -> None:
     _require(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}")
+    _countable(name, value)
 
 
 def _finite(name: str, value: float) -> None:
@@ -381,6 +388,7 @@ def validate(config: Config) -> Config:
             isinstance(t.epochs, int) and t.epochs >= 0,
             f"epochs must be an integer >= 0 with init_from (0 evaluates the run's weights), got {t.epochs!r}",
         )
+        _countable("epochs", t.epochs)
     else:
         _positive_int("epochs", t.epochs)
     _positive_int("batch_size", t.batch_size)

@@ -66,6 +66,13 @@ def test_defaults_are_valid_and_follow_torch():
         ),
         ({"data": {"features": ["a", 2020, True]}}, "data.features must be a list of names (text or numbers), got"),
         ({"training": {"seed": 2**32}}, "seed must be an integer in [0, 2**32), got 4294967296"),
+        # tqdm took len(range(epochs)) (OverflowError past 2**63 - 1); the memory check's GiB overflowed a float
+        (
+            {"training": {"epochs": 2**63}},
+            "epochs must be at most 9223372036854775807 (2**63 - 1), got 9223372036854775808",
+        ),
+        ({"training": {"epochs": 2**63, "init_from": "run"}}, "epochs must be at most 9223372036854775807 (2**63 - 1)"),
+        ({"model": {"hidden_size": 10**400}}, "hidden_size must be at most 9223372036854775807 (2**63 - 1), got 1000"),
         ({"optimizer": {"lr": "1e-3"}}, "optimizer.lr must be a number, got '1e-3' (YAML reads 1e-3 as text: write it"),
         ({"model": {"head": "classification"}}, "head 'classification' does not fit dataset 'sine'"),
         ({"modle": {}}, "unknown config section 'modle'"),
