@@ -25,6 +25,10 @@ DATASETS = ("sine", "adding", "digits", "csv")
 CLASSIFICATION_DATASETS = ("digits",)
 
 
+# optax.contrib.reduce_on_plateau counts epochs in jax's int32: a larger patience or cooldown overflows there.
+EPOCH_COUNT_MAX = 2**31 - 1
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field, the value and the fix."""
 
@@ -375,6 +379,12 @@ def validate(config: Config) -> Config:
         isinstance(p.cooldown, int) and p.cooldown >= 0,
         f"plateau cooldown must be an integer >= 0, got {p.cooldown!r}",
     )
+    for name, limit in (("patience", EPOCH_COUNT_MAX - 1), ("cooldown", EPOCH_COUNT_MAX)):  # optax gets patience + 1
+        _require(
+            getattr(p, name) <= limit,
+            f"plateau {name} must be at most {limit}, got {getattr(p, name)} (the JAX trainer's optax counts epochs "
+            "in int32); to never reduce the learning rate, pass --no-plateau",
+        )
     _require(p.min_lr >= 0, f"min_lr must be >= 0, got {p.min_lr}")
     _require(p.min_lr <= o.lr, f"min_lr ({p.min_lr}) must not exceed lr ({o.lr})")
     _require(p.eps >= 0, f"plateau eps must be >= 0, got {p.eps}")
@@ -401,6 +411,7 @@ def validate(config: Config) -> Config:
         isinstance(t.grad_flow_every, int) and t.grad_flow_every >= 0,
         f"grad_flow_every must be an integer >= 0, got {t.grad_flow_every!r}",
     )
+    _countable("grad_flow_every", t.grad_flow_every)  # the step numbers it divides are int64
     jax_only = {
         f"unroll {t.unroll}": t.unroll != 1,
         f"backward {t.backward!r}": t.backward != "custom",

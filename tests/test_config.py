@@ -72,6 +72,14 @@ def test_defaults_are_valid_and_follow_torch():
             "epochs must be at most 9223372036854775807 (2**63 - 1), got 9223372036854775808",
         ),
         ({"training": {"epochs": 2**63, "init_from": "run"}}, "epochs must be at most 9223372036854775807 (2**63 - 1)"),
+        ({"training": {"grad_flow_every": 2**63}}, "grad_flow_every must be at most 9223372036854775807 (2**63 - 1)"),
+        # optax.contrib.reduce_on_plateau (given patience + 1) overflowed its int32 counts after the first epoch
+        (
+            {"plateau": {"patience": 2**31 - 1}},
+            "plateau patience must be at most 2147483646, got 2147483647 (the JAX trainer's optax counts epochs in "
+            "int32); to never reduce the learning rate, pass --no-plateau",
+        ),
+        ({"plateau": {"cooldown": 2**31}}, "plateau cooldown must be at most 2147483647, got 2147483648 (the JAX"),
         ({"model": {"hidden_size": 10**400}}, "hidden_size must be at most 9223372036854775807 (2**63 - 1), got 1000"),
         ({"optimizer": {"lr": "1e-3"}}, "optimizer.lr must be a number, got '1e-3' (YAML reads 1e-3 as text: write it"),
         ({"model": {"head": "classification"}}, "head 'classification' does not fit dataset 'sine'"),

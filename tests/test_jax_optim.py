@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from lstm_core import config as config_io
 from lstm_core.config import from_dict
 from lstm_jax import optim
 
@@ -143,3 +144,16 @@ def test_bias_correction_is_accurate_in_float32_where_the_plain_formula_is_not()
     assert np.max(np.abs(ours / exact - 1)) <= 1e-6
     assert np.max(np.abs(plain / exact - 1)) > 1e-5
     assert no_decay == 1.0  # decay 0: 1 - 0**t, no correction
+
+
+def test_the_largest_patience_and_cooldown_the_config_takes_step_in_int32():
+    """config.EPOCH_COUNT_MAX: optax counts epochs in jax's default int32, where patience + 1 and the cooldown must
+    fit (one more overflowed at the end of the first epoch)."""
+    limit = config_io.EPOCH_COUNT_MAX
+    config = from_dict({"plateau": {"patience": limit - 1, "cooldown": limit}})
+    with jax.enable_x64(False):
+        plateau = optim.build_plateau(config.plateau, config.optimizer.lr)
+        state = optim.plateau_init(plateau, jnp.float32)
+        for loss in (1.0, 1.0, 1.0):
+            state, lr = optim.plateau_step(plateau, state, loss)
+    assert float(lr) == np.float32(config.optimizer.lr)  # never reduced
