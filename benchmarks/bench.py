@@ -46,6 +46,12 @@ GRID_ONLY = {
 }
 # The rows --scaling and --profile time instead.
 OWN_ROWS = {"scaling": "torch-eager, jax-step, jax-step-remat", "profile": "our trainer, auto shards, and torch-eager"}
+# The files each kind of run writes in --out (a directory in the way of one was a traceback after the timing).
+OUT_FILES = {
+    "scaling": ("scaling.json", "scaling.png"),
+    "profile": ("profile.json", "profile.md"),
+    "grid": ("results.json", "results.md", "results.png"),
+}
 # torch-compile is not a default row on the GPU: Inductor compiles for minutes per shape there, and on the CPU it
 # leaves nn.LSTM to the eager kernel anyway (--impls still runs it).
 GPU_IMPLS = [name for name in CPU_IMPLS if name != "torch-compile"] + list(impls.GPU_ONLY)
@@ -245,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "gpu" and not gpu_available():
         parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
     try:
-        out = make_dir(args.out, "--out")
+        kind = next((mode for mode in OWN_ROWS if getattr(args, mode)), "grid")
+        out = make_dir(args.out, "--out", writes=OUT_FILES[kind])
     except RunDirError as error:
         parser.error(str(error))
     budget = args.budget or (QUICK_BUDGET_S if args.quick else BUDGET_S)

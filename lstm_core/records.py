@@ -40,9 +40,11 @@ class RunDirError(ValueError):
     """The run directory cannot hold a run's records; the message says why and what to pass instead."""
 
 
-def make_dir(path: str | Path, flag: str, role: str = "a directory") -> Path:
-    """`path`, created with its parents if missing; RunDirError naming `flag` and why it cannot be `role`. An
-    empty `path` is refused: Path("") is ".", and writing into the current directory is not what it asked for."""
+def make_dir(path: str | Path, flag: str, role: str = "a directory", writes: Sequence[str] = ()) -> Path:
+    """`path`, created with its parents if missing; RunDirError naming `flag` and why it cannot be `role`: empty
+    (Path("") is ".", and writing into the current directory is not what it asked for), not a directory, not
+    writable, or holding a directory where one of the files it `writes` goes (found before the work, not at its
+    end)."""
     if not str(path).strip():
         raise RunDirError(f"{flag} is empty; pass a directory")
     path = Path(path)
@@ -56,6 +58,13 @@ def make_dir(path: str | Path, flag: str, role: str = "a directory") -> Path:
         else:
             reason = error.strerror
         raise RunDirError(f"cannot use {flag} {str(path)!r} as {role}: {reason}; pass a directory") from None
+    for name in writes:
+        if (path / name).is_dir():
+            raise RunDirError(
+                f"{str(path / name)!r} is a directory, where the run writes its {name}; pass another {flag}"
+            )
+    if not os.access(path, os.W_OK):
+        raise RunDirError(f"cannot write in {flag} {str(path)!r}: permission denied; pass a writable directory")
     return path
 
 
@@ -64,12 +73,7 @@ def check_run_dir(out_dir: str | Path, inputs: Mapping[str, str | None] | None =
     one of `inputs` (flag -> the file it names, e.g. {"--csv": "prices.csv"}) is a file the run would replace."""
     if not str(out_dir).strip():
         raise RunDirError("--out is empty; pass the directory the run's records go to, e.g. --out runs/mine")
-    path = make_dir(out_dir, "--out", "the run directory")
-    for name in RUN_FILES:
-        if (path / name).is_dir():
-            raise RunDirError(
-                f"{str(path / name)!r} is a directory, where the run writes its {name}; pass another --out"
-            )
+    path = make_dir(out_dir, "--out", "the run directory", RUN_FILES)
     replaced = {path.resolve() / name: name for name in RUN_FILES}  # a link there is removed, not its target
     for flag, given in (inputs or {}).items():
         if given and Path(given).resolve() in replaced:
@@ -77,8 +81,6 @@ def check_run_dir(out_dir: str | Path, inputs: Mapping[str, str | None] | None =
                 f"{flag} {given!r} is the {replaced[Path(given).resolve()]} that this run writes in --out "
                 f"{str(path)!r}, which would replace it; pass another --out, or move the file out of it first"
             )
-    if not os.access(path, os.W_OK):
-        raise RunDirError(f"cannot write in --out {str(path)!r}: permission denied; pass a writable directory")
     return path
 
 

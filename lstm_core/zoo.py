@@ -521,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     whole = names is None and set(backends) == set(BACKENDS)
     default_out = GALLERY if whole else Path(args.work) / "gallery"
     try:  # an empty flag is refused, not taken for its default or for the current directory
-        out = make_dir(default_out if args.out is None else args.out, "--out")
+        gallery = ("report.md", *(f"{name}.png" for name in names or known))
+        out = make_dir(default_out if args.out is None else args.out, "--out", writes=gallery)
         work = make_dir(args.work, "--work")
     except RunDirError as error:
         parser.error(str(error))

@@ -10,6 +10,7 @@ from jax.experimental import rnn
 from benchmarks import bench, impls, measure, peak, report
 from benchmarks.impls import Shape
 from benchmarks.measure import Timing, time_calls
+from lstm_core import records
 from lstm_core.flops import lstm_step_flops
 from lstm_core.machine import cpu_cores
 from tests.test_cudnn import reference_lstm
@@ -186,6 +187,35 @@ def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, m
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.endswith("lstm-bench: error: --out is empty; pass a directory\n")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "written"),
+    [([], "results.json"), ([], "results.png"), (["--scaling"], "scaling.png"), (["--profile"], "profile.md")],
+)
+def test_a_directory_where_a_result_goes_is_refused_before_anything_runs(args, written, tmp_path, monkeypatch, capsys):
+    """It was an IsADirectoryError traceback when the results were written, after the timing."""
+    for runner in ("benchmarks.bench.run_grid", "benchmarks.scaling.run", "benchmarks.profile.run"):
+        monkeypatch.setattr(runner, lambda *a, **k: pytest.fail("ran despite the directory in the way"))
+    (tmp_path / written).mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([*args, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"lstm-bench: error: {str(tmp_path / written)!r} is a directory, where the run writes its {written}; pass "
+        "another --out\n"
+    )
+
+
+def test_an_out_it_cannot_write_in_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "run_grid", lambda *a, **k: pytest.fail("ran despite an unwritable --out"))
+    monkeypatch.setattr(records.os, "access", lambda path, mode: False)  # as a non-root user's read-only directory
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"lstm-bench: error: cannot write in --out {str(tmp_path)!r}: permission denied; pass a writable directory\n"
+    )
 
 
 def test_scaling_writes_its_rows_with_the_machine_and_the_command(monkeypatch, tmp_path):

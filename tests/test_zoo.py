@@ -116,6 +116,9 @@ def test_problems_name_a_wrong_verdict_and_a_short_remedy(tmp_path):
         (["--scenarios", ","], "--backends and --scenarios need at least one name each"),
         (["--out", "{file}"], "cannot use --out '{file}' as a directory:"),
         (["--work", "{file}"], "cannot use --work '{file}' as a directory:"),
+        # found before the training, not after it by a traceback
+        (["--out", "{pngs}", "--scenarios", "healthy"], "'{pngs}/healthy.png' is a directory, where the run writes"),
+        (["--out", "{dir}"], "'{dir}/report.md' is a directory, where the run writes its report.md; pass another"),
         # Empty, --out was taken for its default (the committed gallery) and --work for the current directory.
         (["--out", ""], "lstm-zoo: error: --out is empty; pass a directory\n"),
         (["--work", " "], "lstm-zoo: error: --work is empty; pass a directory\n"),
@@ -123,12 +126,14 @@ def test_problems_name_a_wrong_verdict_and_a_short_remedy(tmp_path):
 )
 def test_main_refuses_bad_arguments_before_training(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(zoo, "run_zoo", lambda *a, **k: pytest.fail("trained despite bad arguments"))
-    file = tmp_path / "a-file"
-    file.write_text("")
+    paths = {"file": tmp_path / "a-file", "dir": tmp_path / "taken", "pngs": tmp_path / "pngs"}
+    paths["file"].write_text("")
+    (paths["dir"] / "report.md").mkdir(parents=True)
+    (paths["pngs"] / "healthy.png").mkdir(parents=True)
     with pytest.raises(SystemExit) as exit_info:
-        zoo.main([arg.format(file=file) for arg in args])
+        zoo.main([arg.format(**paths) for arg in args])
     assert exit_info.value.code == 2
-    assert message.format(file=file) in capsys.readouterr().err
+    assert message.format(**paths) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
