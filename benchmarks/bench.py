@@ -94,7 +94,7 @@ def bench_one(impl: str, shape: Shape, device: str, budget_s: float, peak: float
 
         torch.cuda.reset_peak_memory_stats()
     try:
-        built = impls.BUILDERS[impl](shape, device, **training)
+        built = impls.build(impl, shape, device, **training)
         timing = time_calls(built.step, budget_s=budget_s)
     except Exception as error:  # a peer that cannot run this shape is reported, not fatal
         return {**row, "error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
@@ -234,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(impl_names) - set(impls.BUILDERS))
     if unknown:
         parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(impls.BUILDERS)}")
+    trainer_flags = [flag for flag in ("--unroll", "--shards") if GRID_ONLY[flag](args)]
+    if trainer_flags and not set(impl_names) & set(impls.TRAINER_ROWS):
+        parser.error(
+            f"{', '.join(trainer_flags)}: settings of our JAX trainer's rows ({', '.join(impls.TRAINER_ROWS)}), "
+            "and --impls names none of them; add one, or drop the flag"
+        )
     if args.shards < 0:
         parser.error(f"--shards must be >= 0 (0: auto, one device per core where it pays), got {args.shards}")
     if args.shards > 1:

@@ -273,5 +273,18 @@ BUILDERS = {
     "torch-cudnn": torch_cudnn,
 }
 GPU_ONLY = ("jax-cudnn", "jax-rnn-stock", "torch-cudnn")
+# The rows of our JAX trainer: the only ones that lstm-bench's --unroll and --shards set.
+TRAINER_ROWS = tuple(name for name, b in BUILDERS.items() if isinstance(b, partial) and b.func is jax_trainer)
+
+
+def build(impl: str, shape: Shape, device: str, **training) -> Impl:
+    """The row `impl` built for `shape`. `training` (--unroll, --shards) goes to TRAINER_ROWS only, under each row's
+    own settings (jax-epoch-1shard stays on one shard); the other builders take no such settings."""
+    builder = BUILDERS[impl]
+    if impl not in TRAINER_ROWS:
+        return builder(shape, device)
+    return builder(shape, device, **{**training, **builder.keywords})
+
+
 # A jax-epoch call runs every batch of the epoch; the others run one.
 PER_CALL_BATCHES = {name: NUM_BATCHES for name in ("jax-epoch", "jax-epoch-1shard", "jax-epoch-autodiff", "jax-cudnn")}

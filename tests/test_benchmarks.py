@@ -141,6 +141,23 @@ def test_the_trainer_rows_report_the_split_they_ran():
     assert row["shards"] == 2
 
 
+@pytest.mark.skipif(cpu_cores() < 2, reason="a split needs two CPU cores")
+def test_unroll_and_shards_set_our_trainers_rows_only(fixed_timing):
+    """They went to every builder: torch-eager, the rows' reference, and flax-stock failed with a TypeError (an
+    unexpected keyword), and jax-epoch-1shard ran on --shards devices."""
+    names = [name for name in bench.CPU_IMPLS if name != "torch-compile"]  # its jit warns (an error here)
+    rows = bench.run_grid([Shape(4, 5, 2, 3, 1)], names, "cpu", budget_s=0.0, unroll=2, shards=2)["rows"]
+    assert [row.get("error") for row in rows] == [None] * len(names)
+    assert {row["impl"]: row["shards"] for row in rows} == {
+        "torch-eager": None,
+        "jax-step": 2,
+        "jax-epoch": 2,
+        "jax-epoch-1shard": 1,
+        "jax-epoch-autodiff": 2,
+        "flax-stock": None,
+    }
+
+
 def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypatch):
     """--end-to-end on a machine without the asked device: each job's own one-line error, and the table says so."""
     monkeypatch.chdir(tmp_path)  # the jobs write runs/bench-e2e-* here
@@ -169,6 +186,11 @@ def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypa
         (["--profile", "--impls", "torch-eager"], "--profile times its own rows (our trainer, auto shards, and "),
         (["--profile", "--shards", "1"], "--profile times its own rows (our trainer, auto shards, and "),
         (["--profile", "--device", "gpu"], "--profile runs on the CPU"),
+        (
+            ["--impls", "torch-eager,flax-stock", "--unroll", "2", "--shards", "1"],
+            "--unroll, --shards: settings of our JAX trainer's rows (jax-step, jax-epoch, jax-epoch-1shard, "
+            "jax-epoch-autodiff, jax-cudnn), and --impls names none of them; add one, or drop the flag",
+        ),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(args, message, tmp_path, capsys):
