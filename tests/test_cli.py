@@ -195,6 +195,15 @@ def test_config_file_and_flag_precedence(tmp_path):
     assert config.training.epochs == 3 and config.clipping.enabled is False  # flags win
 
 
+def test_an_empty_config_path_is_refused_not_skipped(tmp_path, capsys):
+    """`--config "$CFG"` with CFG unset trained the defaults, as if no file had been asked for."""
+    assert cli.main([*TINY, "--config", "", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        "lstm-train: error: --config is empty (''); pass a .toml/.yaml/.json file, or leave it out\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_a_non_finite_loss_stops_at_once_keeps_finite_weights_and_diagnoses(backend, tmp_path, capsys):
     out = tmp_path / backend
