@@ -234,12 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(impl_names) - set(impls.BUILDERS))
     if unknown:
         parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(impls.BUILDERS)}")
-    trainer_flags = [flag for flag in ("--unroll", "--shards") if GRID_ONLY[flag](args)]
-    if trainer_flags and not set(impl_names) & set(impls.TRAINER_ROWS):
-        parser.error(
-            f"{', '.join(trainer_flags)}: settings of our JAX trainer's rows ({', '.join(impls.TRAINER_ROWS)}), "
-            "and --impls names none of them; add one, or drop the flag"
-        )
+    for flag in ("--unroll", "--shards"):
+        rows = impls.rows_taking(flag[2:])
+        if GRID_ONLY[flag](args) and not set(impl_names) & set(rows):
+            parser.error(f"{flag} sets the rows {', '.join(rows)}, and --impls names none of them; add one, or drop it")
     if args.shards < 0:
         parser.error(f"--shards must be >= 0 (0: auto, one device per core where it pays), got {args.shards}")
     if args.shards > 1:

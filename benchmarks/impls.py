@@ -277,6 +277,12 @@ GPU_ONLY = ("jax-cudnn", "jax-rnn-stock", "torch-cudnn")
 TRAINER_ROWS = tuple(name for name, b in BUILDERS.items() if isinstance(b, partial) and b.func is jax_trainer)
 
 
+def rows_taking(setting: str) -> list[str]:
+    """TRAINER_ROWS that `setting` (a TrainingConfig field: "unroll", "shards") changes, leaving out those that fix
+    it themselves (jax-epoch-1shard's shards)."""
+    return [name for name in TRAINER_ROWS if setting not in BUILDERS[name].keywords]
+
+
 def build(impl: str, shape: Shape, device: str, **training) -> Impl:
     """The row `impl` built for `shape`. `training` (--unroll, --shards) goes to TRAINER_ROWS only, under each row's
     own settings (jax-epoch-1shard stays on one shard); the other builders take no such settings."""

@@ -187,9 +187,13 @@ def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypa
         (["--profile", "--shards", "1"], "--profile times its own rows (our trainer, auto shards, and "),
         (["--profile", "--device", "gpu"], "--profile runs on the CPU"),
         (
-            ["--impls", "torch-eager,flax-stock", "--unroll", "2", "--shards", "1"],
-            "--unroll, --shards: settings of our JAX trainer's rows (jax-step, jax-epoch, jax-epoch-1shard, "
-            "jax-epoch-autodiff, jax-cudnn), and --impls names none of them; add one, or drop the flag",
+            ["--impls", "torch-eager,flax-stock", "--unroll", "2"],
+            "--unroll sets the rows jax-step, jax-epoch, jax-epoch-1shard, jax-epoch-autodiff, jax-cudnn, and --impls "
+            "names none of them; add one, or drop it",
+        ),
+        (  # jax-epoch-1shard runs on one shard whatever --shards says
+            ["--impls", "torch-eager,jax-epoch-1shard", "--shards", "1"],
+            "--shards sets the rows jax-step, jax-epoch, jax-epoch-autodiff, jax-cudnn, and --impls names none of",
         ),
     ],
 )
