@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{mode} times its own rows ({rows}); drop {', '.join(ignored)}")
     if args.profile and args.device == "gpu":
         parser.error("--profile runs on the CPU (it reads the kernels of XLA's CPU program); drop --device gpu")
+    if args.device == "gpu" and not gpu_available():
+        parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
     default_impls = GPU_IMPLS if args.device == "gpu" else CPU_IMPLS
     listed = comma_separated(args.impls) if args.impls is not None else default_impls
     impl_names = list(dict.fromkeys(listed))  # each row once: ratios are to one torch-eager
@@ -252,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--unroll must be >= 1, got {args.unroll}")
     if args.budget is not None and not args.budget > 0:
         parser.error(f"--budget must be > 0 seconds of timed repeats per row, got {args.budget}")
-    if args.device == "gpu" and not gpu_available():
-        parser.error("--device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device cpu")
     try:
         kind = next((mode for mode in OWN_ROWS if getattr(args, mode)), "grid")
         out = make_dir(args.out, "--out", writes=OUT_FILES[kind])

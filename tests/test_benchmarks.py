@@ -13,6 +13,7 @@ from benchmarks.measure import Timing, time_calls
 from lstm_core import records
 from lstm_core.flops import lstm_step_flops
 from lstm_core.machine import cpu_cores
+from parity_tests.engine import gpu_available
 from tests.test_cudnn import reference_lstm
 
 
@@ -203,6 +204,19 @@ def test_bad_arguments_are_refused_before_anything_runs(args, message, tmp_path,
         bench.main([*args, "--out", str(out)])
     assert exit_info.value.code == 2 and f"lstm-bench: error: {message}" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.skipif(gpu_available(), reason="the refusal of a machine without a GPU")
+def test_no_gpu_is_said_before_the_gpus_device_count(tmp_path, capsys):
+    """--shards 2 on a machine without a GPU was refused as 'the JAX trainer has 1 gpu device(s) here', and only
+    the next try said that there is no GPU at all."""
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--device", "gpu", "--shards", "2", "--out", str(tmp_path / "results")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "lstm-bench: error: --device gpu: torch and jax see no CUDA GPU here; run on a GPU machine or use --device "
+        "cpu\n"
+    )
 
 
 def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, monkeypatch, capsys):
