@@ -106,13 +106,22 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tu
     return header, rows
 
 
+def _whole_number(text: str) -> int:
+    """A step, epoch or layer number: 12, or 12.0 and 1.2e1 as a spreadsheet may write it; not 12.5, which int()
+    would cut to 12, nor nan or inf (ValueError)."""
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(value)
+
+
 def _column(name: str, header: list[str], rows: list[tuple[int, list[str]]], column: str, kind=float) -> np.ndarray:
     j = header.index(column)
     out = np.empty(len(rows), dtype=np.float64 if kind is float else np.int64)
     for i, (line, row) in enumerate(rows):
         text = row[j].strip()
         try:
-            out[i] = (float(text) if text else math.nan) if kind is float else int(float(text))
+            out[i] = (float(text) if text else math.nan) if kind is float else _whole_number(text)
         except (ValueError, OverflowError):
             raise RunRecordsError(
                 f"{name} line {line}, column {column!r}: {row[j]!r} is not a "

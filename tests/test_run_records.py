@@ -176,6 +176,29 @@ def test_not_a_number_is_named_by_its_file_line(tmp_path, rng, blank_lines, line
         load_run(path)
 
 
+@pytest.mark.parametrize(("field", "column", "text"), [(0, "step", "3.5"), (1, "epoch", "1.25")])
+def test_a_step_or_epoch_number_with_a_fraction_is_refused_not_cut(tmp_path, rng, field, column, text):
+    """int(float('3.5')) read it as step 3, a second step 3 beside the real one."""
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "steps.csv").read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[field] = text
+    lines[3] = ",".join(fields)
+    (path / "steps.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunRecordsError) as error:
+        load_run(path)
+    assert str(error.value) == f"steps.csv line 4, column {column!r}: {text!r} is not a whole number"
+
+
+def test_whole_numbers_written_as_floats_are_read(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "steps.csv").read_text().splitlines()
+    lines[3] = ",".join(["3.0", "1e0", *lines[3].split(",")[2:]])  # as a spreadsheet may save them
+    (path / "steps.csv").write_text("\n".join(lines) + "\n")
+    records = load_run(path)
+    assert (records.step[2], records.epoch[2]) == (3, 1)
+
+
 def test_a_record_giving_a_key_twice_is_refused(tmp_path, rng):
     path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
     text = (path / "summary.json").read_text()
