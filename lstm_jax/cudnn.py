@@ -27,8 +27,9 @@ def require_gpu(device: str) -> None:
     try:
         jax.devices("gpu")
     except RuntimeError:
+        seen = ", ".join(sorted({d.platform for d in jax.devices()}))
         raise ConfigError(
-            f"rnn 'cudnn' runs on a CUDA GPU, and jax sees none here (it has {jax.devices()}); use --rnn scan"
+            f"rnn 'cudnn' runs on a CUDA GPU, and jax sees no gpu device here (only {seen}); use --rnn scan"
         ) from None
 
 
