@@ -129,7 +129,7 @@ def write_five_feature_csv(path: Path, rows: int = 400, seed: int = 0) -> Path:
 
 def run_and_compare(config: Config, **run_options) -> tuple[compare.Report, dict[str, engine.Trace]]:
     traces = engine.run(config, **run_options)
-    return compare.compare(traces, config.training.dtype, config.training.device), traces
+    return compare.compare(traces, config.training.dtype, config.training.device, jax_rnn=config.training.rnn), traces
 
 
 def quantity(report: compare.Report, name: str) -> compare.QuantityResult:

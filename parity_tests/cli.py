@@ -2,7 +2,7 @@
 
 It takes `lstm-train`'s flags but --backend (both backends run) and --doctor. It prints, for every compared
 quantity, the largest difference, the tolerance and pass/fail, and writes into --out:
-    parity.json   {"passed", "steps", "dtype", "device", "quantities": [{"name", "max_diff", "tolerance",
+    parity.json   {"passed", "steps", "dtype", "device", "jax_rnn", "quantities": [{"name", "max_diff", "tolerance",
                   "passed", "first_failing_step", "checked_steps"}], "lr_reductions": {"torch", "jax"},
                   "first_failure": {"name", "step"} or null}
     parity.png    both loss curves, both gradient-norm curves, and their per-step relative differences
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         config.training.dtype,
         config.training.device,
         on_diffs=lambda name, steps, values: diffs.__setitem__(name, (steps, values)),
+        jax_rnn=config.training.rnn,
     )
     write_json(out / REPORT_FILE, report.to_json())
     plot(traces, diffs, out / PLOT_FILE)

@@ -93,6 +93,7 @@ class Report:
     device: str
     quantities: list[QuantityResult]
     lr_reductions: dict[str, list[int]]
+    jax_rnn: str  # the JAX trainer's recurrence: scan, or cudnn (training.rnn)
 
     @property
     def first_failure(self) -> QuantityResult | None:
@@ -114,7 +115,7 @@ class Report:
             checked = "-".join(map(str, sorted(set(q.checked_steps)))) or "none"  # none: grad_flow_every 0
             lines.append(f"{q.name:<20} {q.max_diff:>10.2e} {q.tolerance:>10.0e}  {checked:<10} {result:<7} {first}")
         verdict = "PASSED" if self.passed else "FAILED"
-        lines.append(f"{verdict}: {self.steps} steps, {self.dtype} on {self.device}")
+        lines.append(f"{verdict}: {self.steps} steps, {self.dtype} on {self.device} (JAX recurrence: {self.jax_rnn})")
         failure = self.first_failure
         if failure is not None:
             lines.append(
@@ -212,9 +213,11 @@ def compare(
     device: str = "cpu",
     tolerances: dict[str, Tolerance] | None = None,
     on_diffs: Callable[[str, np.ndarray, np.ndarray], None] | None = None,
+    jax_rnn: str = "scan",
 ) -> Report:
     """Every quantity of `tolerances` (the dtype's defaults) checked; `on_diffs(name, steps, diffs)` sees the raw
-    per-step differences (for plots and measured bands)."""
+    per-step differences (for plots and measured bands). `jax_rnn` (the JAX side's training.rnn) is stated in the
+    report, which would otherwise not say whether it compared torch with the scan path or the cuDNN path."""
     tolerances = tolerances or TOLERANCES[dtype]
     jax, torch = traces["jax"], traces["torch"]
     results = []
@@ -230,4 +233,5 @@ def compare(
         device=device,
         quantities=results,
         lr_reductions={"torch": list(torch.lr_reductions), "jax": list(jax.lr_reductions)},
+        jax_rnn=jax_rnn,
     )

@@ -66,3 +66,13 @@ def test_a_nan_difference_is_out_of_tolerance_at_its_step():
     assert np.isnan(result.max_diff)
     within = compare.check("loss", np.array([1, 2]), np.array([0.0, 1.0]), compare.Tolerance(1.0, ""))
     assert within.passed and within.max_diff == 1.0  # the limit itself is within tolerance
+
+
+def test_the_report_says_which_jax_recurrence_it_compared():
+    """parity.json and the verdict name the JAX side's training.rnn: a cuDNN-path report read like a scan-path one."""
+    b = np.array([[0.2], [0.1]])
+    traces = {"jax": trace("jax", W, b), "torch": trace("torch", W, b)}
+    limits = {name: compare.Tolerance(1.0, "") for name in ("grads", "grad_norms")}  # what these traces hold
+    report = compare.compare(traces, "float32", device="gpu", tolerances=limits, jax_rnn="cudnn")
+    assert report.to_json()["jax_rnn"] == "cudnn"
+    assert "PASSED: 2 steps, float32 on gpu (JAX recurrence: cudnn)" in report.table()

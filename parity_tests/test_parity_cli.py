@@ -21,7 +21,7 @@ from parity_tests import cases, cli
 FLAGS = ["--dtype", "float64", "--num-samples", "300", "--hidden-size", "17", "--batch-size", "16", "--quiet"]
 FLAGS = [*FLAGS, "--clip-norm", "1.55", "--plateau-patience", "1", "--plateau-factor", "0.5"]
 FLAGS = [*FLAGS, "--plateau-threshold", "0.5", "--grad-flow-every", "1"]
-REPORT_KEYS = {"passed", "steps", "dtype", "device", "quantities", "lr_reductions"}
+REPORT_KEYS = {"passed", "steps", "dtype", "device", "jax_rnn", "quantities", "lr_reductions"}
 QUANTITY_KEYS = {"name", "max_diff", "tolerance", "passed", "first_failing_step"}
 
 
@@ -29,7 +29,7 @@ def test_a_passing_run_writes_the_report_the_plot_and_both_records(tmp_path, cap
     assert cli.main([*FLAGS, "--epochs", "5", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "parity.json").read_text())
     assert set(report) >= REPORT_KEYS and report["passed"] is True and report["first_failure"] is None
-    assert (report["steps"], report["dtype"], report["device"]) == (55, "float64", "cpu")
+    assert (report["steps"], report["dtype"], report["device"], report["jax_rnn"]) == (55, "float64", "cpu", "scan")
     assert report["lr_reductions"] == {"torch": [4], "jax": [4]}
     names = [q["name"] for q in report["quantities"]]
     assert names[:4] == ["outputs", "loss", "grads_same_weights", "grads"] and "lr_reductions" in names
@@ -45,7 +45,7 @@ def test_a_passing_run_writes_the_report_the_plot_and_both_records(tmp_path, cap
         columns[backend] = list(rows[0])
     assert columns["torch"] == columns["jax"] and "grad_norm:lstm.bias_hh_l0" in columns["torch"]
     printed = capsys.readouterr().out
-    assert "PASSED: 55 steps, float64 on cpu" in printed and "grads_same_weights" in printed
+    assert "PASSED: 55 steps, float64 on cpu (JAX recurrence: scan)" in printed and "grads_same_weights" in printed
 
 
 def test_a_failing_run_exits_1_and_names_the_first_step_and_quantity(tmp_path, capsys, monkeypatch):
