@@ -98,6 +98,20 @@ def test_bad_values_name_field_value_and_fix(raw, message):
     assert message in str(error.value)
 
 
+def test_counts_up_to_sys_maxsize_are_taken():
+    """The limit is sys.maxsize itself (2**63 - 1), not one below it."""
+    largest = 2**63 - 1
+    config = from_dict({"training": {"epochs": largest, "grad_flow_every": largest}, "model": {"hidden_size": largest}})
+    assert (config.training.epochs, config.training.grad_flow_every, config.model.hidden_size) == (largest,) * 3
+    assert from_dict({"training": {"epochs": largest, "init_from": "run"}}).training.epochs == largest
+
+
+def test_feature_names_may_be_text_integers_or_floats():
+    """YAML reads a column named 2020 or 1.5 as a number; both stay names, as the CSV header spells them."""
+    config = from_dict({"data": {"dataset": "csv", "csv": "a.csv", "target": "y", "features": ["a", 2020, 1.5]}})
+    assert config.data.features == ("a", "2020", "1.5")
+
+
 def test_optax_clip_style_is_allowed_on_jax():
     assert from_dict({"backend": "jax", "clipping": {"style": "optax"}}).clipping.style == "optax"
 
@@ -208,6 +222,8 @@ def test_load_file_refuses_a_file_nested_beyond_the_parsers_depth(tmp_path, name
     [
         ({"optimizer": {"lr": 10**400}}, "optimizer.lr must be a number float64 holds (at most about 1.8e308), got a "),
         ({"data": {"splits": [10**400, 0.1, 0.1]}}, "data.splits must be a list of numbers, got [1000"),
+        # below -1.8e308 as well: float() raises OverflowError either side
+        ({"optimizer": {"lr": -(10**400)}}, "optimizer.lr must be a number float64 holds (at most about 1.8e308), got"),
     ],
 )
 def test_an_integer_beyond_float64_is_refused(sections, message):
