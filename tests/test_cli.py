@@ -195,9 +195,10 @@ def test_config_file_and_flag_precedence(tmp_path):
     assert config.training.epochs == 3 and config.clipping.enabled is False  # flags win
 
 
-def test_an_empty_config_path_is_refused_not_skipped(tmp_path, capsys):
+@pytest.mark.parametrize("given", ["", " "])
+def test_an_empty_config_path_is_refused_not_skipped(given, tmp_path, capsys):
     """`--config "$CFG"` with CFG unset trained the defaults, as if no file had been asked for."""
-    assert cli.main([*TINY, "--config", "", "--out", str(tmp_path / "run")]) == 2
+    assert cli.main([*TINY, "--config", given, "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err == (
         "lstm-train: error: --config is empty (''); pass a .toml/.yaml/.json file, or leave it out\n"
     )

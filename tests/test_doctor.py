@@ -95,10 +95,11 @@ def test_unreadable_records_exit_2_with_one_line(tmp_path, capsys, make, message
     assert message.format(p=tmp_path) in captured.err
 
 
-def test_an_empty_run_dir_is_refused_not_read_as_the_current_directory(tmp_path, rng, capsys, monkeypatch):
+@pytest.mark.parametrize("given", ["", " "])
+def test_an_empty_run_dir_is_refused_not_read_as_the_current_directory(given, tmp_path, rng, capsys, monkeypatch):
     """`lstm-doctor "$RUN"` with RUN unset: Path("") is ".", which diagnosed whatever run the shell stood in."""
     monkeypatch.chdir(write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng)))
-    assert doctor.main([""]) == doctor.EXIT_UNREADABLE
+    assert doctor.main([given]) == doctor.EXIT_UNREADABLE
     assert capsys.readouterr().err == (
         "lstm-doctor: error: the run directory is empty (''); pass the directory lstm-train wrote (its --out)\n"
     )
