@@ -231,7 +231,13 @@ def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, m
 
 @pytest.mark.parametrize(
     ("args", "written"),
-    [([], "results.json"), ([], "results.png"), (["--scaling"], "scaling.png"), (["--profile"], "profile.md")],
+    [
+        ([], "results.json"),
+        ([], "results.md"),
+        ([], "results.png"),
+        (["--scaling"], "scaling.png"),
+        (["--profile"], "profile.md"),
+    ],
 )
 def test_a_directory_where_a_result_goes_is_refused_before_anything_runs(args, written, tmp_path, monkeypatch, capsys):
     """It was an IsADirectoryError traceback when the results were written, after the timing."""
