@@ -150,11 +150,16 @@ def test_gpu_checks_fails_without_a_gpu(tmp_path):
     assert "see no CUDA GPU; nothing run" in result.stderr
 
 
-def test_gpu_checks_names_a_part_stopped_at_its_limit(tmp_path):
-    """A part cut off by its time limit used to end the script silently, its report missing (session 8's float32)."""
-    result = run_gpu_checks(tmp_path, PARTS="parity", PARITY_TIMEOUT="0.01")
-    assert result.returncode == 1
-    assert "the parity part ran past its limit of 0.01 s and was stopped" in result.stderr
+@pytest.mark.parametrize("part", ["diagnosis", "parity", "bench"])
+def test_gpu_checks_names_a_part_stopped_at_its_limit(part, tmp_path):
+    """A part cut off by its time limit used to end the script silently, its report missing (session 8's float32).
+    The diagnosis only reports (exit 0 whatever it found), and its stderr goes into cudnn-diagnosis.txt."""
+    result = run_gpu_checks(tmp_path, PARTS=part, **{f"{part.upper()}_TIMEOUT": "0.01"})
+    assert result.returncode == (0 if part == "diagnosis" else 1)
+    said = f"gpu-checks.sh: the {part} part ran past its limit of 0.01 s and was stopped\n"
+    assert said in result.stdout + result.stderr
+    if part == "diagnosis":
+        assert (tmp_path / "cudnn-diagnosis.txt").read_text() == said
 
 
 def test_a_kernel_that_returns_nan_is_refused_before_training(monkeypatch, tiny_config):
@@ -169,6 +174,46 @@ def test_a_kernel_that_returns_nan_is_refused_before_training(monkeypatch, tiny_
     monkeypatch.setattr(cudnn, "require_gpu", lambda device: None)
     message = "rnn 'cudnn' disagrees with the scan path on this machine (loss inf, gradient inf relative"
     with pytest.raises(ConfigError, match=re.escape(message)):
+        conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
+
+
+def test_a_kernel_whose_gradient_alone_is_nan_is_refused_before_training(monkeypatch, tiny_config):
+    """The same loss as the scan path and a NaN gradient: the relative gradient difference is NaN, which a
+    running max(0.0, nan) would drop; it counts as infinitely far."""
+
+    @jax.custom_vjp
+    def nan_backward(ys):
+        return ys
+
+    nan_backward.defvjp(lambda ys: (ys, None), lambda _, g: (g * jnp.nan,))
+
+    def kernel(*args, **kwargs):
+        ys, h, c = reference_lstm(*args, **kwargs)
+        return nan_backward(ys), h, c
+
+    monkeypatch.setattr(cudnn.rnn, "lstm", kernel)
+    monkeypatch.setattr(cudnn, "require_gpu", lambda device: None)
+    message = "rnn 'cudnn' disagrees with the scan path on this machine (loss inf, gradient inf relative"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
+
+
+def test_a_kernel_wrong_on_the_first_checked_batch_only_is_refused(monkeypatch, tiny_config):
+    """The check takes the largest difference over its batches, not the last batch's: a stand-in that doubles its
+    outputs on the first training batch (told apart by its sum of inputs) and is right on the second."""
+    prepared, _, _ = prepare(tiny_config)
+    size = tiny_config.training.batch_size
+    first, second = (float(prepared.train.x[k * size : (k + 1) * size].sum()) for k in range(2))
+    assert abs(first - second) > 1.0  # float32 sums of the same batch differ by far less
+
+    def kernel(x, *args, **kwargs):
+        ys, h, c = reference_lstm(x, *args, **kwargs)
+        on_first = jnp.abs(jnp.sum(x) - first) < jnp.abs(jnp.sum(x) - second)
+        return jnp.where(on_first, 2 * ys, ys), h, c
+
+    monkeypatch.setattr(cudnn.rnn, "lstm", kernel)
+    monkeypatch.setattr(cudnn, "require_gpu", lambda device: None)
+    with pytest.raises(ConfigError, match=r"disagrees with the scan path .* use --rnn scan"):
         conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
 
 
