@@ -10,11 +10,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from jax.experimental import rnn
 
 from lstm_core import cli as train_cli
 from lstm_core.cli import EXIT_INTERRUPTED
 from lstm_core.config import load_file
 from lstm_core.records import RUN_FILES
+from lstm_jax import cudnn
 from lstm_jax import model as jax_model
 from parity_tests import cases, cli
 
@@ -83,6 +85,27 @@ def test_usage_and_input_errors_exit_2(tmp_path, capsys):
         assert cli.main(["--out", str(tmp_path / "run"), *args]) == 2
         assert message in capsys.readouterr().err
     assert (tmp_path / "run" / "parity.json").read_text() == "{}"
+
+
+def test_a_run_on_the_cudnn_path_says_so_in_its_report(tmp_path, capsys, monkeypatch):
+    """On CPU, with jax's reference LSTM standing in for the cuDNN kernel (as tests/test_cudnn.py does): the report
+    names the recurrence the JAX side ran, not the default scan."""
+
+    def reference_lstm(x, h_0, c_0, flat, lengths, input_size, hidden_size, num_layers, dropout, bidirectional):
+        w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(flat, input_size, hidden_size, num_layers, bidirectional)
+        return rnn.lstm_ref(
+            x, h_0, c_0, w_ih, w_hh, b_ih, b_hh, lengths, input_size, hidden_size, num_layers, dropout, bidirectional
+        )
+
+    monkeypatch.setattr(cudnn.rnn, "lstm", reference_lstm)
+    monkeypatch.setattr(cudnn, "require_gpu", lambda device: None)
+    flags = ["--num-samples", "300", "--hidden-size", "8", "--batch-size", "16", "--epochs", "1", "--quiet"]
+    assert cli.main([*flags, "--rnn", "cudnn", "--out", str(tmp_path)]) == 0
+    loaded = {backend: load_file(tmp_path / backend / "config.json") for backend in ("torch", "jax")}
+    assert (loaded["torch"].training.rnn, loaded["jax"].training.rnn) == ("scan", "cudnn")
+    report = json.loads((tmp_path / "parity.json").read_text())
+    assert (report["dtype"], report["jax_rnn"]) == ("float32", "cudnn")
+    assert "steps, float32 on cpu (JAX recurrence: cudnn)" in capsys.readouterr().out
 
 
 def test_a_run_refused_by_a_trainer_keeps_the_earlier_report(tmp_path, capsys):
