@@ -198,6 +198,18 @@ def test_a_kernel_whose_gradient_alone_is_nan_is_refused_before_training(monkeyp
         conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
 
 
+def test_a_scan_path_that_is_nan_beside_a_finite_kernel_is_refused_before_training(cpu_cudnn, monkeypatch, tiny_config):
+    """Non-finite on one path only is infinitely far whichever path it is: here the scan path the check compares
+    with (the hand-written layer, the default backward) gives NaN and the stand-in kernel does not."""
+    fused_layer = jax_model.fused_layer
+    monkeypatch.setattr(
+        jax_model, "fused_layer", lambda unroll, remat: lambda *args: fused_layer(unroll, remat)(*args) * jnp.nan
+    )
+    message = "rnn 'cudnn' disagrees with the scan path on this machine (loss inf, gradient inf relative"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
+
+
 def test_a_kernel_wrong_on_the_first_checked_batch_only_is_refused(monkeypatch, tiny_config):
     """The check takes the largest difference over its batches, not the last batch's: a stand-in that doubles its
     outputs on the first training batch (told apart by its sum of inputs) and is right on the second."""
