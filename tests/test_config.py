@@ -81,6 +81,7 @@ def test_defaults_are_valid_and_follow_torch():
         ),
         ({"plateau": {"cooldown": 2**31}}, "plateau cooldown must be at most 2147483647, got 2147483648 (the JAX"),
         ({"model": {"hidden_size": 10**400}}, "hidden_size must be at most 9223372036854775807 (2**63 - 1), got 1000"),
+        ({"optimizer": {"lr": float("inf")}}, "lr must be a finite number, got inf"),  # YAML's .inf: not an integer
         ({"optimizer": {"lr": "1e-3"}}, "optimizer.lr must be a number, got '1e-3' (YAML reads 1e-3 as text: write it"),
         ({"model": {"head": "classification"}}, "head 'classification' does not fit dataset 'sine'"),
         ({"modle": {}}, "unknown config section 'modle'"),
