@@ -235,7 +235,9 @@ def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, m
         ([], "results.json"),
         ([], "results.md"),
         ([], "results.png"),
+        (["--scaling"], "scaling.json"),
         (["--scaling"], "scaling.png"),
+        (["--profile"], "profile.json"),
         (["--profile"], "profile.md"),
     ],
 )
