@@ -179,10 +179,11 @@ def test_load_file_errors(tmp_path):
         f"config file {str(tabbed)!r} is not valid YAML: found character '\\t' that cannot start any token "
         "(at line 2, column 1)"
     )
-    other = tmp_path / "run.py"
-    other.write_text("import os")
-    with pytest.raises(ConfigError, match=r"must end in \.toml, \.yaml, \.yml or \.json"):
-        load_file(other)
+    for name in ("run.py", "run.TOML"):  # suffixes as written: an upper-case one is no parser's
+        other = tmp_path / name
+        other.write_text("import os")
+        with pytest.raises(ConfigError, match=r"must end in \.toml, \.yaml, \.yml or \.json"):
+            load_file(other)
 
 
 @pytest.mark.parametrize(
