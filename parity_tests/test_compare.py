@@ -76,3 +76,5 @@ def test_the_report_says_which_jax_recurrence_it_compared():
     report = compare.compare(traces, "float32", device="gpu", tolerances=limits, jax_rnn="cudnn")
     assert report.to_json()["jax_rnn"] == "cudnn"
     assert "PASSED: 2 steps, float32 on gpu (JAX recurrence: cudnn)" in report.table()
+    default = compare.compare(traces, "float32", tolerances=limits)  # training.rnn's default
+    assert (default.to_json()["jax_rnn"], default.jax_rnn) == ("scan", "scan")
