@@ -162,7 +162,9 @@ def build_parser(
 def config_from_args(args: argparse.Namespace) -> config_io.Config:
     """Defaults, then --config, then every flag that was given."""
     if args.config is not None and not args.config.strip():  # `--config "$CFG"`, unset: it trained the defaults
-        raise config_io.ConfigError("--config is empty (''); pass a .toml/.yaml/.json file, or leave it out")
+        raise config_io.ConfigError(
+            f"--config is empty ({args.config!r}); pass a .toml/.yaml/.json file, or leave it out"
+        )
     base = config_io.load_file(args.config) if args.config else config_io.Config()
     overrides: dict[str, dict] = {}
     for flag, section, field, _, _ in FLAGS:

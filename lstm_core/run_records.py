@@ -185,7 +185,9 @@ def _record_numbers(value: Any, where: str) -> np.ndarray:
 def load_run(run_dir: str | Path) -> RunRecords:
     """Read a run directory written by lstm-train (either backend) into numpy arrays and dicts."""
     if not str(run_dir).strip():  # an unset shell variable, `lstm-doctor "$RUN"`: Path("") would be "."
-        raise RunRecordsError("the run directory is empty (''); pass the directory lstm-train wrote (its --out)")
+        raise RunRecordsError(
+            f"the run directory is empty ({str(run_dir)!r}); pass the directory lstm-train wrote (its --out)"
+        )
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise RunRecordsError(f"run directory {str(run_dir)!r} does not exist")

@@ -200,7 +200,7 @@ def test_an_empty_config_path_is_refused_not_skipped(given, tmp_path, capsys):
     """`--config "$CFG"` with CFG unset trained the defaults, as if no file had been asked for."""
     assert cli.main([*TINY, "--config", given, "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err == (
-        "lstm-train: error: --config is empty (''); pass a .toml/.yaml/.json file, or leave it out\n"
+        f"lstm-train: error: --config is empty ({given!r}); pass a .toml/.yaml/.json file, or leave it out\n"
     )
     assert not (tmp_path / "run").exists()
 

@@ -101,7 +101,7 @@ def test_an_empty_run_dir_is_refused_not_read_as_the_current_directory(given, tm
     monkeypatch.chdir(write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng)))
     assert doctor.main([given]) == doctor.EXIT_UNREADABLE
     assert capsys.readouterr().err == (
-        "lstm-doctor: error: the run directory is empty (''); pass the directory lstm-train wrote (its --out)\n"
+        f"lstm-doctor: error: the run directory is empty ({given!r}); pass the directory lstm-train wrote (its --out)\n"
     )
 
 
