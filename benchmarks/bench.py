@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--shards {args.shards}: the JAX trainer has {available} {args.device} device(s) here")
     if args.unroll < 1:
         parser.error(f"--unroll must be >= 1, got {args.unroll}")
-    if args.budget is not None and not args.budget > 0:
-        parser.error(f"--budget must be > 0 seconds of timed repeats per row, got {args.budget}")
+    if args.budget is not None and not 0 < args.budget < float("inf"):  # inf ran a row's repeat cap, not a budget
+        parser.error(f"--budget must be a finite number > 0 of seconds of timed repeats per row, got {args.budget}")
     try:
         kind = next((mode for mode in OWN_ROWS if getattr(args, mode)), "grid")
         out = make_dir(args.out, "--out", writes=OUT_FILES[kind])

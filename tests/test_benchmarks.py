@@ -177,7 +177,9 @@ def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypa
     [
         (["--shards", "-3"], "--shards must be >= 0 (0: auto, one device per core where it pays), got -3"),
         (["--unroll", "0"], "--unroll must be >= 1, got 0"),
-        (["--budget", "0"], "--budget must be > 0 seconds of timed repeats per row, got 0.0"),
+        (["--budget", "0"], "--budget must be a finite number > 0 of seconds of timed repeats per row, got 0.0"),
+        (["--budget", "inf"], "--budget must be a finite number > 0 of seconds of timed repeats per row, got inf"),
+        (["--budget", "nan"], "--budget must be a finite number > 0 of seconds of timed repeats per row, got nan"),
         (["--impls", "jax-steps"], "unknown implementation(s) jax-steps; choose from torch-eager"),
         (["--quick", "x"], "unrecognized arguments: x"),
         (["--impls", " , "], "--impls names no implementation; choose from torch-eager"),
