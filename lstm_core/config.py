@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from lstm_core.textfile import DuplicateKeyError, FileShapeError, read_text, unique_keys, within_parser_limits
+from lstm_core.textfile import DuplicateKeyError, FileShapeError, parse_json, read_text, within_parser_limits
 
 DATASETS = ("sine", "adding", "digits", "csv")
 CLASSIFICATION_DATASETS = ("digits",)
@@ -263,7 +263,7 @@ PARSERS = {
     ".toml": tomllib.loads,
     ".yaml": _load_yaml,
     ".yml": _load_yaml,
-    ".json": lambda text: json.loads(text, object_pairs_hook=unique_keys),
+    ".json": parse_json,
 }
 
 

@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 from lstm_core import weights as weights_io
 from lstm_core.data import Prepared, Split
 from lstm_core.records import SCALER_FILE
-from lstm_core.textfile import DuplicateKeyError, FileShapeError, read_text, unique_keys, within_parser_limits
+from lstm_core.textfile import DuplicateKeyError, FileShapeError, parse_json, read_text
 from lstm_core.weights import WeightsError
 
 _LSTM_NAME = re.compile(r"lstm\.(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)")
@@ -152,7 +152,7 @@ def _read_scaler(path: Path) -> dict[str, Scaling | None]:
         raise WeightsError(f"run directory {str(path.parent)!r} has no {SCALER_FILE}; re-run the training")
     try:
         text = read_text(path, WeightsError, "re-run the training that wrote it")
-        scaler = within_parser_limits(lambda: json.loads(text, object_pairs_hook=unique_keys))
+        scaler = parse_json(text)
     except json.JSONDecodeError as error:
         raise WeightsError(f"{str(path)!r} is not valid JSON ({error}); re-run the training") from None
     except DuplicateKeyError as error:

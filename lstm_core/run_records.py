@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
-from lstm_core.textfile import FileShapeError, read_csv_rows, read_text, unique_keys, within_parser_limits
+from lstm_core.textfile import FileShapeError, parse_json, read_csv_rows, read_text
 
 
 class RunRecordsError(ValueError):
@@ -137,7 +137,7 @@ def _read_json(path: Path) -> dict | None:
         return None
     try:
         text = read_text(path, RunRecordsError, NOT_A_RECORD)
-        value = within_parser_limits(lambda: json.loads(text, object_pairs_hook=unique_keys))
+        value = parse_json(text)
     except json.JSONDecodeError as error:
         raise RunRecordsError(
             f"{path.name} is not valid JSON ({error.msg} at line {error.lineno}): the file is truncated or corrupt"

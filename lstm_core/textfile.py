@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +74,12 @@ def within_parser_limits(parse: Callable[[], Any]) -> Any:
         raise FileShapeError(
             f"holds an integer of more than {sys.get_int_max_str_digits()} digits, beyond any value it could set"
         ) from None
+
+
+def parse_json(text: str) -> Any:
+    """The JSON value in `text`, every object's keys unique (unique_keys), within the parser's limits
+    (within_parser_limits): json.JSONDecodeError on bad syntax, FileShapeError on what parses badly or not at all."""
+    return within_parser_limits(lambda: json.loads(text, object_pairs_hook=unique_keys))
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
