@@ -111,11 +111,16 @@ def torch_trainer(shape: Shape, device: str, compile_model: bool) -> Impl:
     return Impl(time.perf_counter() - started, step)
 
 
-def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Impl:
+def our_jax_trainer(shape: Shape, device: str, **training):
+    """Our JAX trainer on `shape`'s synthetic data and initial weights, with `training` settings: as the jax-* rows
+    and lstm-bench --profile set it up."""
     from lstm_jax.train import Trainer
 
-    config = bench_config(shape, "jax", device, **training)
-    trainer = Trainer(config, synthetic_data(shape), initial(shape))
+    return Trainer(bench_config(shape, "jax", device, **training), synthetic_data(shape), initial(shape))
+
+
+def jax_trainer(shape: Shape, device: str, whole_epoch: bool, **training) -> Impl:
+    trainer = our_jax_trainer(shape, device, **training)
     rows = batch_rows(NUM_BATCHES, shape.batch)
     compile_s = trainer.compile_seconds
     if whole_epoch:

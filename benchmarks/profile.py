@@ -120,14 +120,6 @@ def matmul_parts(shape: Shape, mesh):
     )
 
 
-def jax_trainer(shape: Shape, shards: int):
-    """Our trainer on `shape`'s synthetic data, set up as `jax-epoch` sets it up, over `shards` devices (0: auto)."""
-    from lstm_jax.train import Trainer
-
-    config = impls.bench_config(shape, "jax", "cpu", shards=shards)
-    return Trainer(config, impls.synthetic_data(shape), impls.initial(shape))
-
-
 def recurrence_ms(trainer, shape: Shape, budget_s: float) -> dict[str, float]:
     """The trainer's forward pass, its forward and backward passes ("gradients"), and the same matmuls alone,
     each over NUM_BATCHES batches of `shape` in one jitted call as `jax-epoch` runs them, in ms per batch."""
@@ -170,12 +162,12 @@ def profile_shape(shape: Shape, budget_s: float, peak_gflops: float, shards: int
 
     from lstm_jax.train import batch_gradients
 
-    trainer = jax_trainer(shape, shards)
+    trainer = impls.our_jax_trainer(shape, "cpu", shards=shards)
     rows = impls.batch_rows(NUM_BATCHES, shape.batch)
     step_ms = time_calls(lambda: trainer.train_epoch(rows, 1), budget_s=budget_s).median_ms / NUM_BATCHES
     parts = recurrence_ms(trainer, shape, budget_s)
     shard_shape = replace(shape, batch=shape.batch // trainer.mesh.size)
-    one_device = recurrence_ms(jax_trainer(shard_shape, shards=1), shard_shape, budget_s)
+    one_device = recurrence_ms(impls.our_jax_trainer(shard_shape, "cpu", shards=1), shard_shape, budget_s)
     model, task, mesh = trainer.model, trainer.task, trainer.mesh
     one_batch = jax.jit(partial(batch_gradients, model=model, task=task, mesh=mesh))
     x, y = trainer.x_train[rows[0]], trainer.y_train[rows[0]]
