@@ -8,7 +8,6 @@ validated once, here, so that neither backend ever sees an impossible value. Pla
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import sys
@@ -19,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from lstm_core.textfile import DuplicateKeyError, FileShapeError, parse_json, read_text, within_parser_limits
+from lstm_core.textfile import DuplicateKeyError, FileContentError, parse_json, read_mapping
 
 DATASETS = ("sine", "adding", "digits", "csv")
 CLASSIFICATION_DATASETS = ("digits",)
@@ -208,8 +207,6 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
 def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
     """Build a Config from nested sections ({"model": {"hidden_size": 64}, ...}) over `base` (defaults)."""
     config = base or Config()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
     updates: dict[str, Any] = {}
     for key, values in raw.items():
         if key == "backend":
@@ -247,20 +244,37 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             try:
                 if key in first_line:
-                    raise DuplicateKeyError(key, f" (lines {first_line[key]} and {line})")
+                    raise DuplicateKeyError(key, f"on lines {first_line[key]} and {line}")
                 first_line[key] = line
             except TypeError:  # an unhashable key: the base class refuses it with its own message
                 pass
         return super().construct_mapping(node, deep)
 
 
+def _load_toml(text: str) -> dict:
+    """tomllib.loads, its syntax errors (a key given twice among them) as FileContentError."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:  # its message ends "(at line L, column C)"
+        raise FileContentError(f"is not valid TOML: {error}") from None
+
+
 def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader: builds no Python objects
+    """The YAML value in `text` ({} for an empty file), its syntax errors as FileContentError."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader: builds no Python objects
+    except yaml.YAMLError as error:
+        problem = str(error).splitlines()[0]
+        if isinstance(error, yaml.MarkedYAMLError) and error.problem and error.problem_mark:
+            # its first line is often only the context ("while scanning for the next token"), not what is wrong
+            mark = error.problem_mark
+            problem = f"{error.problem} (at line {mark.line + 1}, column {mark.column + 1})"
+        raise FileContentError(f"is not valid YAML: {problem}") from None
 
 
 # A config file's parser by its suffix; none executes anything in the file.
 PARSERS = {
-    ".toml": tomllib.loads,
+    ".toml": _load_toml,
     ".yaml": _load_yaml,
     ".yml": _load_yaml,
     ".json": parse_json,
@@ -276,18 +290,7 @@ def load_file(path: str | Path, base: Config | None = None) -> Config:
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing .toml/.yaml/.json file")
     if path.suffix not in PARSERS:
         raise ConfigError(f"config file {str(path)!r} must end in .toml, .yaml, .yml or .json")
-    text = read_text(path, ConfigError, "save the config file as UTF-8 text")
-    try:
-        raw = within_parser_limits(lambda: PARSERS[path.suffix](text))
-    except FileShapeError as error:  # TOML refuses duplicates itself
-        raise ConfigError(f"config file {str(path)!r} {error}") from None
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as error:
-        first_line = str(error).splitlines()[0]
-        if isinstance(error, yaml.MarkedYAMLError) and error.problem and error.problem_mark:
-            # its first line is often only the context ("while scanning for the next token"), not what is wrong
-            mark = error.problem_mark
-            first_line = f"{error.problem} (at line {mark.line + 1}, column {mark.column + 1})"
-        raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {first_line}") from None
+    raw = read_mapping(path, PARSERS[path.suffix], "config file", ConfigError, "correct the config file")
     return from_dict(raw, base)
 
 

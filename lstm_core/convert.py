@@ -16,7 +16,6 @@ backend can continue or evaluate a run made by either backend (`--init-from RUN_
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import reprlib
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from lstm_core import weights as weights_io
 from lstm_core.data import Prepared, Split
 from lstm_core.records import SCALER_FILE
-from lstm_core.textfile import DuplicateKeyError, FileShapeError, parse_json, read_text
+from lstm_core.textfile import parse_json, read_mapping
 from lstm_core.weights import WeightsError
 
 _LSTM_NAME = re.compile(r"lstm\.(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)")
@@ -150,17 +149,11 @@ def _read_scaler(path: Path) -> dict[str, Scaling | None]:
     WeightsError naming the entry otherwise."""
     if not path.exists():
         raise WeightsError(f"run directory {str(path.parent)!r} has no {SCALER_FILE}; re-run the training")
-    try:
-        text = read_text(path, WeightsError, "re-run the training that wrote it")
-        scaler = parse_json(text)
-    except json.JSONDecodeError as error:
-        raise WeightsError(f"{str(path)!r} is not valid JSON ({error}); re-run the training") from None
-    except DuplicateKeyError as error:
-        raise WeightsError(f"{str(path)!r} {error}, or re-run the training that wrote it") from None
-    except FileShapeError as error:
-        raise WeightsError(f"{str(path)!r} {error}; re-run the training that wrote it") from None
-    if not isinstance(scaler, dict) or set(scaler) != {"features", "targets"}:
-        raise WeightsError(f"{str(path)!r} must hold 'features' and 'targets', got {reprlib.repr(scaler)}")
+    fix = "re-run the training that wrote it"
+    scaler = read_mapping(path, parse_json, "scaler file", WeightsError, fix)
+    named = f"scaler file {str(path)!r}"  # as read_mapping names it
+    if set(scaler) != {"features", "targets"}:
+        raise WeightsError(f"{named} must hold 'features' and 'targets', got {reprlib.repr(scaler)}; {fix}")
     scalings = {}
     for key, entry in scaler.items():
         if entry is None:
@@ -174,15 +167,14 @@ def _read_scaler(path: Path) -> dict[str, Scaling | None]:
             mean = scale = None
         if mean is None or set(entry) != {"mean", "scale"} or mean.ndim != 1 or mean.shape != scale.shape:
             raise WeightsError(
-                f"{str(path)!r}: {key!r} is {reprlib.repr(entry)}; each of 'features' and 'targets' must be null or "
-                "{'mean': [numbers], 'scale': [positive numbers]} with lists of equal length; "
-                "re-run the training that wrote it"
+                f"{named}: {key!r} is {reprlib.repr(entry)}; each of 'features' and 'targets' must "
+                f"be null or {{'mean': [numbers], 'scale': [positive numbers]}} with lists of equal length; {fix}"
             )
         problems = _nonfinite({f"{key}.mean": mean, f"{key}.scale": scale})
         if np.count_nonzero(scale <= 0):
             problems.append(f"{key}.scale has {np.count_nonzero(scale <= 0)} value(s) <= 0 (a scale divides)")
         if problems:
-            raise WeightsError(f"{str(path)!r}: {'; '.join(problems)}; re-run the training that wrote it")
+            raise WeightsError(f"{named}: {'; '.join(problems)}; {fix}")
         scalings[key] = Scaling(mean, scale)
     return scalings
 

@@ -154,7 +154,7 @@ def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{str(path)!r} is a directory; pass a CSV file (not its folder) with --csv PATH")
     if not path.is_file():
         raise DataError(f"CSV file {str(path)!r} does not exist; pass an existing file with --csv PATH")
-    rows = read_csv_rows(path, DataError, "save the CSV file as UTF-8 text")
+    rows = read_csv_rows(path, "CSV file", DataError, "save the CSV file as UTF-8 text")
     while rows and not "".join(rows[-1]).strip():  # editors and spreadsheets leave empty lines at the end
         rows.pop()
     if not rows:

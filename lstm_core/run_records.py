@@ -9,7 +9,6 @@ numpy and the standard library only.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
-from lstm_core.textfile import FileShapeError, parse_json, read_csv_rows, read_text
+from lstm_core.textfile import parse_json, read_csv_rows, read_mapping
 
 
 class RunRecordsError(ValueError):
@@ -76,12 +75,13 @@ class RunRecords:
 
 
 NOT_A_RECORD = "the file is corrupt or not written by lstm-train"
+RECORD = "run record"  # what textfile's errors call a file of the run
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the (file line, fields) of every non-blank row below it."""
     name = path.name
-    rows = read_csv_rows(path, RunRecordsError, NOT_A_RECORD)
+    rows = read_csv_rows(path, RECORD, RunRecordsError, NOT_A_RECORD)
     lines = [(i, row) for i, row in enumerate(rows, start=1) if row]
     if not lines:
         raise RunRecordsError(
@@ -135,18 +135,7 @@ def _read_json(path: Path) -> dict | None:
     read_text refuses it)."""
     if not path.exists() and not path.is_symlink():
         return None
-    try:
-        text = read_text(path, RunRecordsError, NOT_A_RECORD)
-        value = parse_json(text)
-    except json.JSONDecodeError as error:
-        raise RunRecordsError(
-            f"{path.name} is not valid JSON ({error.msg} at line {error.lineno}): the file is truncated or corrupt"
-        ) from None
-    except FileShapeError as error:
-        raise RunRecordsError(f"{path.name} {error}: {NOT_A_RECORD}") from None
-    if not isinstance(value, dict):
-        raise RunRecordsError(f"{path.name} must hold a JSON object, got {type(value).__name__}")
-    return value
+    return read_mapping(path, parse_json, RECORD, RunRecordsError, NOT_A_RECORD)
 
 
 # records.jsonable writes a non-finite float as its str(); data statistics of raw data may hold them

@@ -177,7 +177,7 @@ def test_load_file_errors(tmp_path):
         load_file(tabbed)
     assert str(error.value) == (
         f"config file {str(tabbed)!r} is not valid YAML: found character '\\t' that cannot start any token "
-        "(at line 2, column 1)"
+        "(at line 2, column 1); correct the config file"
     )
     for name in ("run.py", "run.TOML"):  # suffixes as written: an upper-case one is no parser's
         other = tmp_path / name
@@ -189,19 +189,74 @@ def test_load_file_errors(tmp_path):
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("run.yaml", "model:\n  hidden_size: 8\n  hidden_size: 16\n", r"key 'hidden_size' twice \(lines 2 and 3\)"),
-        ("run.yaml", "model: {hidden_size: 8}\nmodel: {num_layers: 2}\n", r"key 'model' twice \(lines 1 and 2\)"),
+        ("run.yaml", "model:\n  hidden_size: 8\n  hidden_size: 16\n", "key 'hidden_size' twice on lines 2 and 3"),
+        ("run.yaml", "model: {hidden_size: 8}\nmodel: {num_layers: 2}\n", "key 'model' twice on lines 1 and 2"),
         ("run.json", '{"model": {"hidden_size": 8, "hidden_size": 16}}', "key 'hidden_size' twice in one object"),
         ("run.json", '{"model": {"hidden_size": 8}, "model": {"num_layers": 2}}', "key 'model' twice in one object"),
-        ("run.toml", "[model]\nhidden_size = 8\nhidden_size = 16\n", "is not valid TOML"),
     ],
 )
 def test_load_file_refuses_a_key_given_twice(tmp_path, name, text, message):
     """Each parser alone keeps the last value and drops the first without a word."""
     path = tmp_path / name
     path.write_text(text)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError) as error:
         load_file(path)
+    assert (
+        str(error.value) == f"config file {str(path)!r} has the {message} (keep one of them); correct the config file"
+    )
+
+
+def test_load_file_refuses_a_toml_key_given_twice(tmp_path):
+    """tomllib refuses a key given twice itself, as bad syntax."""
+    path = tmp_path / "run.toml"
+    path.write_text("[model]\nhidden_size = 8\nhidden_size = 16\n")
+    with pytest.raises(ConfigError) as error:
+        load_file(path)
+    assert str(error.value) == (
+        f"config file {str(path)!r} is not valid TOML: Cannot overwrite a value (at line 3, column 17); "
+        "correct the config file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"model": {"hidden_size": 8}', "Expecting ',' delimiter (at line 1, column 29, where the text ends)"),
+        ('{"model": {"hidden_size": 8}}}', "Extra data (at line 1, column 30)"),
+    ],
+    ids=["cut-short", "extra-brace"],
+)
+def test_load_file_names_where_json_syntax_fails(tmp_path, text, problem):
+    """Whether the text ends where the parser stops tells a file cut short from a typo inside it."""
+    path = tmp_path / "run.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_file(path)
+    assert str(error.value) == f"config file {str(path)!r} is not valid JSON: {problem}; correct the config file"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    [("run.json", "[1, 2]", "[1, 2]"), ("run.json", "null", "None"), ("run.yaml", "- model\n", "['model']")],
+)
+def test_load_file_refuses_a_file_that_is_not_a_mapping(tmp_path, name, text, value):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_file(path)
+    assert str(error.value) == (
+        f"config file {str(path)!r} must hold a mapping {{name: value, ...}}, got {value}; correct the config file"
+    )
+
+
+def test_load_file_refuses_a_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_bytes(b"[model]\nhidden_size = 8 # \xe9\n")
+    with pytest.raises(ConfigError) as error:
+        load_file(path)
+    assert str(error.value) == (
+        f"config file {str(path)!r} is not UTF-8 text (byte 0xe9 on line 2); correct the config file"
+    )
 
 
 @pytest.mark.parametrize(
@@ -215,7 +270,8 @@ def test_load_file_refuses_a_file_nested_beyond_the_parsers_depth(tmp_path, name
     with pytest.raises(ConfigError) as error:
         load_file(path)
     assert str(error.value) == (
-        f"config file {str(path)!r} is nested too deeply to read (brackets or indents thousands of levels deep)"
+        f"config file {str(path)!r} is nested too deeply to read (brackets or indents thousands of levels deep); "
+        "correct the config file"
     )
 
 
@@ -251,7 +307,8 @@ def test_load_file_refuses_an_integer_beyond_pythons_digit_limit(tmp_path, name,
     with pytest.raises(ConfigError) as error:
         load_file(path)
     assert str(error.value) == (
-        f"config file {str(path)!r} holds an integer of more than 4300 digits, beyond any value it could set"
+        f"config file {str(path)!r} holds an integer of more than 4300 digits, beyond any value it could set; "
+        "correct the config file"
     )
 
 

@@ -161,7 +161,9 @@ def test_csv_not_utf8(tmp_path):
     path.write_bytes("a,y\n1,2\ncafé,3\n".encode("latin-1"))
     with pytest.raises(data.DataError) as error:
         load(dataset="csv", csv=str(path), target="y")
-    assert str(error.value) == f"{str(path)!r} is not UTF-8 text (byte 0xe9 on line 3); save the CSV file as UTF-8 text"
+    assert str(error.value) == (
+        f"CSV file {str(path)!r} is not UTF-8 text (byte 0xe9 on line 3); save the CSV file as UTF-8 text"
+    )
 
 
 def test_csv_quote_left_open(tmp_path):
@@ -172,8 +174,8 @@ def test_csv_quote_left_open(tmp_path):
     with pytest.raises(data.DataError) as error:
         load(dataset="csv", csv=str(path), target="y")
     assert str(error.value) == (
-        f"{str(path)!r} line 3: field larger than field limit (131072), as when a quote that opens a field is never "
-        "closed (the field then runs on to the end of the file); close that quote or remove it"
+        f"CSV file {str(path)!r} line 3: field larger than field limit (131072), as when a quote that opens a field "
+        "is never closed (the field then runs on to the end of the file); close that quote or remove it"
     )
 
 

@@ -81,9 +81,9 @@ def run_with_binary(path: Path, record: str) -> Path:
         (lambda p: RecordsWriter(p / "r", ["head.bias"]).out_dir, "the run recorded zero optimizer steps"),
         (
             lambda p: run_with_binary(p, "steps.csv"),
-            "'{p}/r/steps.csv' is not UTF-8 text (byte 0x89 on line 1); the file is corrupt or not written by",
+            "run record '{p}/r/steps.csv' is not UTF-8 text (byte 0x89 on line 1); the file is corrupt or not",
         ),
-        (lambda p: run_with_binary(p, "summary.json"), "'{p}/r/summary.json' is not UTF-8 text"),
+        (lambda p: run_with_binary(p, "summary.json"), "run record '{p}/r/summary.json' is not UTF-8 text"),
     ],
     ids=["missing", "not-a-run", "zero-steps", "binary-steps", "binary-summary"],
 )

@@ -78,9 +78,12 @@ def test_a_record_that_is_a_broken_link_is_refused_not_skipped(tmp_path, rng):
     path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
     (path / "summary.json").unlink()
     (path / "summary.json").symlink_to(tmp_path / "gone.json")
-    expected = f"cannot read {str(path / 'summary.json')!r}: No such file or directory"
-    with pytest.raises(RunRecordsError, match=re.escape(expected)):
+    with pytest.raises(RunRecordsError) as error:
         load_run(path)
+    assert str(error.value) == (
+        f"cannot read run record {str(path / 'summary.json')!r}: No such file or directory; the file is corrupt or "
+        "not written by lstm-train"
+    )
 
 
 def test_missing_epochs_csv(tmp_path, rng):
@@ -108,8 +111,9 @@ def test_a_field_beyond_the_csv_field_limit(tmp_path, rng):
     with pytest.raises(RunRecordsError) as error:
         load_run(path)
     assert str(error.value) == (
-        f"{str(path / 'steps.csv')!r} line 6: field larger than field limit (131072), as when a quote that opens a "
-        "field is never closed (the field then runs on to the end of the file); close that quote or remove it"
+        f"run record {str(path / 'steps.csv')!r} line 6: field larger than field limit (131072), as when a quote "
+        "that opens a field is never closed (the field then runs on to the end of the file); close that quote or "
+        "remove it"
     )
 
 
@@ -203,8 +207,12 @@ def test_a_record_giving_a_key_twice_is_refused(tmp_path, rng):
     path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
     text = (path / "summary.json").read_text()
     (path / "summary.json").write_text(text.replace("{", '{"task": "classification", ', 1))
-    with pytest.raises(RunRecordsError, match=re.escape("summary.json has the key 'task' twice in one object")):
+    with pytest.raises(RunRecordsError) as error:
         load_run(path)
+    assert str(error.value) == (
+        f"run record {str(path / 'summary.json')!r} has the key 'task' twice in one object (keep one of them); the "
+        "file is corrupt or not written by lstm-train"
+    )
 
 
 def test_a_record_nested_beyond_the_json_parsers_depth_is_refused(tmp_path, rng):
@@ -213,8 +221,8 @@ def test_a_record_nested_beyond_the_json_parsers_depth_is_refused(tmp_path, rng)
     with pytest.raises(RunRecordsError) as error:  # json's RecursionError was a traceback
         load_run(path)
     assert str(error.value) == (
-        "summary.json is nested too deeply to read (brackets or indents thousands of levels deep): the file is "
-        "corrupt or not written by lstm-train"
+        f"run record {str(path / 'summary.json')!r} is nested too deeply to read (brackets or indents thousands of "
+        "levels deep); the file is corrupt or not written by lstm-train"
     )
 
 
@@ -224,8 +232,8 @@ def test_a_record_holding_an_integer_beyond_pythons_digit_limit_is_refused(tmp_p
     with pytest.raises(RunRecordsError) as error:  # json's ValueError (past 4300 digits) was a traceback
         load_run(path)
     assert str(error.value) == (
-        "summary.json holds an integer of more than 4300 digits, beyond any value it could set: the file is corrupt "
-        "or not written by lstm-train"
+        f"run record {str(path / 'summary.json')!r} holds an integer of more than 4300 digits, beyond any value it "
+        "could set; the file is corrupt or not written by lstm-train"
     )
 
 
@@ -269,5 +277,21 @@ def test_malformed_record_field_names_the_file_and_field(tmp_path, rng, name, ed
 def test_truncated_json(tmp_path, rng):
     path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
     (path / "summary.json").write_text('{"backend": "torch", "steps": ')
-    with pytest.raises(RunRecordsError, match=re.escape("summary.json is not valid JSON")):
+    with pytest.raises(RunRecordsError) as error:
         load_run(path)
+    assert str(error.value) == (
+        f"run record {str(path / 'summary.json')!r} is not valid JSON: Expecting value (at line 1, column 31, where "
+        "the text ends); the file is corrupt or not written by lstm-train"
+    )
+
+
+@pytest.mark.parametrize(("text", "shown"), [("[1, 2]", "[1, 2]"), ("null", "None")])
+def test_a_json_record_that_is_not_an_object_is_refused(tmp_path, rng, text, shown):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    (path / "data_stats.json").write_text(text)
+    with pytest.raises(RunRecordsError) as error:
+        load_run(path)
+    assert str(error.value) == (
+        f"run record {str(path / 'data_stats.json')!r} must hold a mapping {{name: value, ...}}, got {shown}; the "
+        "file is corrupt or not written by lstm-train"
+    )
