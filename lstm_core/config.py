@@ -260,9 +260,11 @@ def _load_toml(text: str) -> dict:
 
 
 def _load_yaml(text: str) -> Any:
-    """The YAML value in `text` ({} for an empty file), its syntax errors as FileContentError."""
+    """The YAML value in `text` ({} for an empty file, which YAML reads as null), its syntax errors as
+    FileContentError."""
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader: builds no Python objects
+        value = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: builds no Python objects
+        return {} if value is None else value
     except yaml.YAMLError as error:
         problem = str(error).splitlines()[0]
         if isinstance(error, yaml.MarkedYAMLError) and error.problem and error.problem_mark:

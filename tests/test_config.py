@@ -237,7 +237,13 @@ def test_load_file_names_where_json_syntax_fails(tmp_path, text, problem):
 
 @pytest.mark.parametrize(
     ("name", "text", "value"),
-    [("run.json", "[1, 2]", "[1, 2]"), ("run.json", "null", "None"), ("run.yaml", "- model\n", "['model']")],
+    [
+        ("run.json", "[1, 2]", "[1, 2]"),
+        ("run.json", "null", "None"),
+        ("run.yaml", "- model\n", "['model']"),
+        ("run.yaml", "[]\n", "[]"),  # any false value was read as an empty config
+        ("run.yaml", "false\n", "False"),
+    ],
 )
 def test_load_file_refuses_a_file_that_is_not_a_mapping(tmp_path, name, text, value):
     path = tmp_path / name
@@ -247,6 +253,14 @@ def test_load_file_refuses_a_file_that_is_not_a_mapping(tmp_path, name, text, va
     assert str(error.value) == (
         f"config file {str(path)!r} must hold a mapping {{name: value, ...}}, got {value}; correct the config file"
     )
+
+
+@pytest.mark.parametrize("text", ["", "# nothing set yet\n"])
+def test_load_file_reads_an_empty_yaml_file_as_the_defaults(tmp_path, text):
+    """YAML reads a file without a document as null, not as an empty mapping."""
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    assert load_file(path) == Config()
 
 
 def test_load_file_refuses_a_file_that_is_not_utf8(tmp_path):
