@@ -124,19 +124,6 @@ def load_run(run_dir: str | Path) -> RunStart:
     return RunStart(run_weights, shapes, scaler, run_dir)
 
 
-def check_fits_dtype(weights: Mapping[str, np.ndarray], dtype: str, source: str) -> None:
-    """The trainers cast the weights to the training dtype, where a value beyond its range would become inf (and
-    every loss NaN); WeightsError naming each tensor that reaches beyond it."""
-    largest = float(np.finfo(dtype).max)
-    peaks = {name: float(np.max(np.abs(values))) for name, values in weights.items()}
-    beyond = [f"{name} reaches {peak:.3g}" for name, peak in peaks.items() if peak > largest]
-    if beyond:
-        raise WeightsError(
-            f"{source}: {'; '.join(beyond)}, beyond {dtype}'s largest value {largest:.3g}; "
-            "pass --dtype float64, or start from another run"
-        )
-
-
 def _nonfinite(arrays: Mapping[str, np.ndarray]) -> list[str]:
     """'NAME has N non-finite value(s)' for each array that holds NaN or ±inf."""
     counts = {name: np.size(values) - np.count_nonzero(np.isfinite(values)) for name, values in arrays.items()}
@@ -206,7 +193,7 @@ def _remap(values: np.ndarray, old: StandardScaler | None, new: StandardScaler |
     """values (..., F) in `old`'s scaling (None: raw) -> the same values in `new`'s scaling."""
     if _same(old, new):
         return values
-    with np.errstate(over="ignore"):  # a value beyond float64 becomes inf, which `check_fits_dtype` refuses
+    with np.errstate(over="ignore"):  # a value beyond float64 becomes inf, which data.check_fits_dtype refuses
         raw = values if old is None else values * old.scale_ + old.mean_
         return raw if new is None else (raw - new.mean_) / new.scale_
 

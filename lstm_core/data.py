@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
+from lstm_core import dtype_range
 from lstm_core.config import Config, DataConfig
 from lstm_core.machine import check_fits_memory
 from lstm_core.textfile import read_csv_rows
@@ -320,15 +321,11 @@ def check_fits_dtype(
     dtype: str,
     fix: str = "keep them scaled (drop --no-scale), rescale them, or pass --dtype float64",
 ) -> None:
-    """The trainers cast every split to the training dtype, where a value beyond its range would become inf."""
-    largest = float(np.finfo(dtype).max)
-    peak = max(
-        float(np.abs(array).max())
-        for split in (prepared.train, prepared.val, prepared.test)
-        for array in (split.x, split.y)
-    )
-    if peak > largest:
-        raise DataError(f"the data reach {peak:.3g}, beyond {dtype}'s largest value {largest:.3g}; {fix}")
+    """The trainers cast every split to the training dtype: DataError naming the inputs or targets that reach
+    beyond its range (dtype_range.check_fits_dtype)."""
+    splits = (prepared.train, prepared.val, prepared.test)
+    parts = [(role, array) for split in splits for role, array in (("inputs", split.x), ("targets", split.y))]
+    dtype_range.check_fits_dtype(parts, dtype, "the data", DataError, fix)
 
 
 def check_batch_size(num_samples: int, batch_size: int) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lstm_core import convert
+from lstm_core import convert, dtype_range
 from lstm_core import data as datasets
 from lstm_core import weights as weights_io
 from lstm_core.config import Config, ConfigError
@@ -79,7 +79,13 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
     check_same_model(start.architecture, shapes, start.source)
     # in the model's order, not the file's (safetensors sorts names): it orders steps.csv and the trainers' tensors
     weights = {name: start.weights[name] for name in weights_io.parameter_shapes(*shapes)}
-    convert.check_fits_dtype(weights, config.training.dtype, f"weights file in --init-from {str(start.source)!r}")
+    dtype_range.check_fits_dtype(
+        weights.items(),
+        config.training.dtype,
+        f"the weights in --init-from {str(start.source)!r}",
+        weights_io.WeightsError,
+        "pass --dtype float64, or start from another run",
+    )
     prepared = convert.rescale(prepared, start.scaler)
     stretched = "the --init-from run's scaler.json stretches them so: start from a run trained on these data"
     datasets.check_fits_dtype(prepared, config.training.dtype, stretched)

@@ -194,7 +194,11 @@ def test_csv_with_byte_order_mark_and_trailing_blank_lines(tmp_path):
 def test_csv_beyond_float32_without_scaling(tmp_path):
     path = write_csv(tmp_path / "big.csv", "y\n" + "1e39\n-1e39\n" * 10)  # float32 ends at 3.4e38
     fields = {"dataset": "csv", "csv": path, "target": "y", "window": 2, "scale": False}
-    with pytest.raises(data.DataError, match=r"the data reach 1e\+39, beyond float32's largest value 3.4e\+38"):
+    with pytest.raises(data.DataError) as error:
         data.load(from_dict({"data": fields, "training": {"dtype": "float32"}}))
+    assert str(error.value) == (
+        "the data reach beyond float32's largest value 3.4e+38 (largest magnitudes: inputs 1e+39, targets 1e+39); "
+        "keep them scaled (drop --no-scale), rescale them, or pass --dtype float64"
+    )
     prepared = data.load(from_dict({"data": fields, "training": {"dtype": "float64"}}))
     assert np.abs(prepared.train.y).max() == 1e39
