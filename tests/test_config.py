@@ -186,73 +186,76 @@ def test_load_file_errors(tmp_path):
             load_file(other)
 
 
+NESTED, HUGE = "[" * 100_000 + "]" * 100_000, "1" * 5000
+DEEP = "is nested too deeply to read (brackets or indents thousands of levels deep)"
+LONG = "holds an integer of more than 4300 digits, beyond any value it could set"
+NOT_A_MAPPING = "must hold a mapping {name: value, ...}, got"
+
+
 @pytest.mark.parametrize(
-    ("name", "text", "message"),
+    ("name", "content", "problem"),
     [
-        ("run.yaml", "model:\n  hidden_size: 8\n  hidden_size: 16\n", "key 'hidden_size' twice on lines 2 and 3"),
-        ("run.yaml", "model: {hidden_size: 8}\nmodel: {num_layers: 2}\n", "key 'model' twice on lines 1 and 2"),
-        ("run.json", '{"model": {"hidden_size": 8, "hidden_size": 16}}', "key 'hidden_size' twice in one object"),
-        ("run.json", '{"model": {"hidden_size": 8}, "model": {"num_layers": 2}}', "key 'model' twice in one object"),
+        # a key given twice: each parser alone keeps the last value and drops the first without a word
+        (
+            "run.yaml",
+            "model:\n  hidden_size: 8\n  hidden_size: 16\n",
+            "has the key 'hidden_size' twice on lines 2 and 3 (keep one of them)",
+        ),
+        (
+            "run.yaml",
+            "model: {hidden_size: 8}\nmodel: {num_layers: 2}\n",
+            "has the key 'model' twice on lines 1 and 2 (keep one of them)",
+        ),
+        (
+            "run.json",
+            '{"model": {"hidden_size": 8, "hidden_size": 16}}',
+            "has the key 'hidden_size' twice in one object (keep one of them)",
+        ),
+        (
+            "run.json",
+            '{"model": {"hidden_size": 8}, "model": {"num_layers": 2}}',
+            "has the key 'model' twice in one object (keep one of them)",
+        ),
+        # tomllib refuses it itself, as bad syntax
+        (
+            "run.toml",
+            "[model]\nhidden_size = 8\nhidden_size = 16\n",
+            "is not valid TOML: Cannot overwrite a value (at line 3, column 17)",
+        ),
+        # whether the text ends where the parser stops tells a file cut short from a typo inside it
+        (
+            "run.json",
+            '{"model": {"hidden_size": 8}',
+            "is not valid JSON: Expecting ',' delimiter (at line 1, column 29, where the text ends)",
+        ),
+        ("run.json", '{"model": {"hidden_size": 8}}}', "is not valid JSON: Extra data (at line 1, column 30)"),
+        ("run.json", "[1, 2]", f"{NOT_A_MAPPING} [1, 2]"),
+        ("run.json", "null", f"{NOT_A_MAPPING} None"),
+        ("run.yaml", "- model\n", f"{NOT_A_MAPPING} ['model']"),
+        ("run.yaml", "[]\n", f"{NOT_A_MAPPING} []"),  # any false value was read as no settings at all
+        ("run.yaml", "false\n", f"{NOT_A_MAPPING} False"),
+        ("run.toml", b"[model]\nhidden_size = 8 # \xe9\n", "is not UTF-8 text (byte 0xe9 on line 2)"),
+        # each parser recurses per bracket and raised a RecursionError traceback
+        ("run.json", '{"model": NESTED}', DEEP),
+        ("run.toml", "model = NESTED\n", DEEP),
+        ("run.yaml", "model: NESTED\n", DEEP),
+        # each parser makes an int of the digits, which Python refuses past 4300 of them (sys.get_int_max_str_digits):
+        # a ValueError traceback telling to raise that limit
+        ("run.json", '{"model": {"hidden_size": HUGE}}', LONG),
+        ("run.toml", "[model]\nhidden_size = HUGE\n", LONG),
+        ("run.yaml", "model:\n  hidden_size: HUGE\n", LONG),
     ],
 )
-def test_load_file_refuses_a_key_given_twice(tmp_path, name, text, message):
-    """Each parser alone keeps the last value and drops the first without a word."""
+def test_load_file_names_the_file_what_is_wrong_and_the_fix(tmp_path, name, content, problem):
+    """One wording for every file textfile.read_mapping reads: the file, the problem, the fix (the run records' and
+    scaler.json's tests pin theirs)."""
     path = tmp_path / name
-    path.write_text(text)
+    if isinstance(content, str):
+        content = content.replace("NESTED", NESTED).replace("HUGE", HUGE).encode()
+    path.write_bytes(content)
     with pytest.raises(ConfigError) as error:
         load_file(path)
-    assert (
-        str(error.value) == f"config file {str(path)!r} has the {message} (keep one of them); correct the config file"
-    )
-
-
-def test_load_file_refuses_a_toml_key_given_twice(tmp_path):
-    """tomllib refuses a key given twice itself, as bad syntax."""
-    path = tmp_path / "run.toml"
-    path.write_text("[model]\nhidden_size = 8\nhidden_size = 16\n")
-    with pytest.raises(ConfigError) as error:
-        load_file(path)
-    assert str(error.value) == (
-        f"config file {str(path)!r} is not valid TOML: Cannot overwrite a value (at line 3, column 17); "
-        "correct the config file"
-    )
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ('{"model": {"hidden_size": 8}', "Expecting ',' delimiter (at line 1, column 29, where the text ends)"),
-        ('{"model": {"hidden_size": 8}}}', "Extra data (at line 1, column 30)"),
-    ],
-    ids=["cut-short", "extra-brace"],
-)
-def test_load_file_names_where_json_syntax_fails(tmp_path, text, problem):
-    """Whether the text ends where the parser stops tells a file cut short from a typo inside it."""
-    path = tmp_path / "run.json"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as error:
-        load_file(path)
-    assert str(error.value) == f"config file {str(path)!r} is not valid JSON: {problem}; correct the config file"
-
-
-@pytest.mark.parametrize(
-    ("name", "text", "value"),
-    [
-        ("run.json", "[1, 2]", "[1, 2]"),
-        ("run.json", "null", "None"),
-        ("run.yaml", "- model\n", "['model']"),
-        ("run.yaml", "[]\n", "[]"),  # any false value was read as an empty config
-        ("run.yaml", "false\n", "False"),
-    ],
-)
-def test_load_file_refuses_a_file_that_is_not_a_mapping(tmp_path, name, text, value):
-    path = tmp_path / name
-    path.write_text(text)
-    with pytest.raises(ConfigError) as error:
-        load_file(path)
-    assert str(error.value) == (
-        f"config file {str(path)!r} must hold a mapping {{name: value, ...}}, got {value}; correct the config file"
-    )
+    assert str(error.value) == f"config file {str(path)!r} {problem}; correct the config file"
 
 
 @pytest.mark.parametrize("text", ["", "# nothing set yet\n"])
@@ -261,32 +264,6 @@ def test_load_file_reads_an_empty_yaml_file_as_the_defaults(tmp_path, text):
     path = tmp_path / "run.yaml"
     path.write_text(text)
     assert load_file(path) == Config()
-
-
-def test_load_file_refuses_a_file_that_is_not_utf8(tmp_path):
-    path = tmp_path / "run.toml"
-    path.write_bytes(b"[model]\nhidden_size = 8 # \xe9\n")
-    with pytest.raises(ConfigError) as error:
-        load_file(path)
-    assert str(error.value) == (
-        f"config file {str(path)!r} is not UTF-8 text (byte 0xe9 on line 2); correct the config file"
-    )
-
-
-@pytest.mark.parametrize(
-    ("name", "nested"),
-    [("run.json", '{"model": NESTED}'), ("run.toml", "model = NESTED\n"), ("run.yaml", "model: NESTED\n")],
-)
-def test_load_file_refuses_a_file_nested_beyond_the_parsers_depth(tmp_path, name, nested):
-    """Each parser recurses per bracket and raised a RecursionError traceback."""
-    path = tmp_path / name
-    path.write_text(nested.replace("NESTED", "[" * 100_000 + "]" * 100_000))
-    with pytest.raises(ConfigError) as error:
-        load_file(path)
-    assert str(error.value) == (
-        f"config file {str(path)!r} is nested too deeply to read (brackets or indents thousands of levels deep); "
-        "correct the config file"
-    )
 
 
 @pytest.mark.parametrize(
@@ -303,27 +280,6 @@ def test_an_integer_beyond_float64_is_refused(sections, message):
     with pytest.raises(ConfigError) as error:
         from_dict(sections)
     assert str(error.value).startswith(message)
-
-
-@pytest.mark.parametrize(
-    ("name", "text"),
-    [
-        ("run.json", '{"model": {"hidden_size": HUGE}}'),
-        ("run.toml", "[model]\nhidden_size = HUGE\n"),
-        ("run.yaml", "model:\n  hidden_size: HUGE\n"),
-    ],
-)
-def test_load_file_refuses_an_integer_beyond_pythons_digit_limit(tmp_path, name, text):
-    """Each parser makes an int of the digits, which Python refuses past 4300 of them (sys.get_int_max_str_digits):
-    a ValueError traceback telling to raise that limit."""
-    path = tmp_path / name
-    path.write_text(text.replace("HUGE", "1" * 5000))
-    with pytest.raises(ConfigError) as error:
-        load_file(path)
-    assert str(error.value) == (
-        f"config file {str(path)!r} holds an integer of more than 4300 digits, beyond any value it could set; "
-        "correct the config file"
-    )
 
 
 def test_yaml_merge_keys_may_be_overridden(tmp_path):
