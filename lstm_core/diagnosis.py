@@ -242,12 +242,29 @@ class Diagnosis:
 
 
 # ------------------------------------------------------------------------------------------------- helpers
+def _median(values: np.ndarray, axis: int | None = None, *, skip_nan: bool = False) -> Any:
+    """np.median (np.nanmedian with `skip_nan`) of losses or norms that may lie near float64's max (1.8e308):
+    numpy averages the two middle values of an even count, and two above 9e307 sum to inf, with a
+    RuntimeWarning. Halving first keeps that sum finite and changes no result down to 4.5e-308: halving and
+    doubling are exact there, and rounding commutes with them (below it, a subnormal may lose its last bit)."""
+    median = np.nanmedian if skip_nan else np.median
+    return 2 * median(np.asarray(values) / 2, axis=axis)
+
+
+def _ratio(numerator: Any, denominator: Any) -> Any:
+    """numerator / denominator (scalars or arrays) where a quotient beyond float64's max is inf, quietly: a
+    loss near 1e308 over one near 1 is a ratio the rules judge as the huge one it is (`times` words it "more
+    than 1e308×"), not a RuntimeWarning on the doctor's stderr."""
+    with np.errstate(over="ignore"):
+        return np.divide(numerator, denominator)
+
+
 def _curve(records: RunRecords) -> np.ndarray:
     losses = records.loss[np.isfinite(records.loss)]
     points = min(CURVE_POINTS, len(losses) // CURVE_MIN_CHUNK)
     if points < 1:
         return losses.copy()
-    return np.array([np.median(chunk) for chunk in np.array_split(losses, points)])
+    return np.array([_median(chunk) for chunk in np.array_split(losses, points)])
 
 
 def _baseline(records: RunRecords) -> tuple[float, str]:
@@ -261,8 +278,9 @@ def _baseline(records: RunRecords) -> tuple[float, str]:
         if scaled is None or scaled:
             return 1.0, "1.0, predicting the mean of the scaled targets"
         _, std = records.column_stats["targets"]
-        if std.size and np.all(np.isfinite(std)) and np.mean(std**2) > 0:
-            variance = float(np.mean(std**2))
+        with np.errstate(over="ignore"):  # a std above 1.3e154 squares to inf: no variance to judge by
+            variance = float(np.mean(std**2)) if std.size and np.all(np.isfinite(std)) else math.nan
+        if math.isfinite(variance) and variance > 0:
             return variance, f"{num(variance)}, predicting the mean of the raw targets"
     curve = _curve(records)
     first = float(curve[0]) if curve.size else math.nan
@@ -283,16 +301,16 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
     for i in range(SPIKE_MIN_HISTORY, min(n, SPIKE_WINDOW)):
         history = g[:i][np.isfinite(g[:i])]
         if len(history) >= SPIKE_MIN_HISTORY:
-            reference[i] = np.median(history)
+            reference[i] = _median(history)
     if n > SPIKE_WINDOW:
         windows = np.lib.stride_tricks.sliding_window_view(g[:-1], SPIKE_WINDOW)  # windows[k] = g[k:k+W]
         counts = np.sum(np.isfinite(windows), axis=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-nan windows -> nan, masked below
-            medians = np.nanmedian(windows, axis=1)
+            medians = _median(windows, axis=1, skip_nan=True)
         reference[SPIKE_WINDOW:] = np.where(counts >= SPIKE_MIN_HISTORY, medians, np.nan)
     valid = np.isfinite(reference) & np.isfinite(g)
-    ratios = np.where(valid, g / np.where(valid, reference, 1.0), 0.0)
+    ratios = np.where(valid, _ratio(g, np.where(valid, reference, 1.0)), 0.0)
     loss_bad = first_nonfinite(records.loss)
     spike_i = int(np.argmax(ratios)) if n else 0
     damage = math.nan
@@ -322,7 +340,7 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
     # the loss is not decreasing: suspect only
     before = records.loss[max(0, spike_i - EXPLODE_DAMAGE_WINDOW) : spike_i]
     before = before[np.isfinite(before)]
-    recovered = bool(jumped and before.size and final <= np.median(before))
+    recovered = bool(jumped and before.size and final <= _median(before))
     high = bool(loss_bad is None and baseline > 0 and final >= HIGH_LOSS_RATIO * baseline)
     weak_fit = bool(loss_bad is None and baseline > 0 and final >= UNDERFIT_SUSPECT_RATIO * baseline)
     # an unclipped spike lands in Adam's second moment and shrinks every later update for ~1/(1 - beta2) =
@@ -342,7 +360,7 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
         "spike_step": int(records.step[spike_i]) if n else None,
         "spike_grad_norm": float(records.grad_norm[spike_i]) if n else math.nan,
         "spike_reference": float(reference[spike_i]) if n and valid[spike_i] else math.nan,
-        "median_grad_norm": float(np.median(finite_g)) if finite_g.size else math.nan,
+        "median_grad_norm": float(_median(finite_g)) if finite_g.size else math.nan,
         "max_grad_norm": float(np.max(finite_g)) if finite_g.size else math.nan,
         "first_nonfinite_loss_step": int(records.step[loss_bad]) if loss_bad is not None else None,
         "first_nonfinite_loss_index": loss_bad,
@@ -382,8 +400,7 @@ def _flow_profiles(records: RunRecords) -> dict[int, np.ndarray]:
     for layer in np.unique(flow.layer):
         rows = usable & (flow.layer == layer)
         if np.any(rows):
-            with np.errstate(over="ignore"):  # a ratio beyond float64 is inf: growth the rules judge as such
-                profiles[int(layer)] = np.median(flow.norms[rows] / last[rows, None], axis=0)
+            profiles[int(layer)] = _median(_ratio(flow.norms[rows], last[rows, None]), axis=0)
     return profiles
 
 
@@ -404,9 +421,9 @@ def _loss_jump(loss: np.ndarray, i: int) -> tuple[float, float]:
     before = loss[max(0, i - EXPLODE_DAMAGE_WINDOW) : i]
     after = loss[i + 1 : i + 1 + EXPLODE_DAMAGE_WINDOW]
     before, after = before[np.isfinite(before)], after[np.isfinite(after)]
-    if not before.size or not after.size or np.median(before) <= 0:
+    if not before.size or not after.size or _median(before) <= 0:
         return math.nan, math.nan
-    return float(np.median(after) / np.median(before)), float(np.median(after) - np.median(before))
+    return float(_ratio(_median(after), _median(before))), float(_median(after) - _median(before))
 
 
 def _too_short(records: RunRecords) -> tuple[str, str] | None:
@@ -572,7 +589,7 @@ def check_lr_too_high(records: RunRecords) -> Finding:
         lows = np.minimum.accumulate(curve)[:-1]  # lows[i-1] = lowest point before point i
         # from a low of 0 any climb is unbounded, and staying at 0 is none (was inf: a flat zero loss "rebounded")
         unbounded = np.where(curve[1:] > lows, np.inf, 1.0)
-        rebounds = np.where(lows > 0, curve[1:] / np.where(lows > 0, lows, 1.0), unbounded)
+        rebounds = np.where(lows > 0, _ratio(curve[1:], np.where(lows > 0, lows, 1.0)), unbounded)
         # only climbs worth a tenth of the baseline count: near the noise floor small losses double freely
         material = (curve[1:] - lows) >= LR_HIGH_MIN_CLIMB * baseline
         k = int(np.argmax(np.where(material, rebounds, 0.0))) if np.any(material) else int(np.argmax(rebounds))
@@ -591,7 +608,7 @@ def check_lr_too_high(records: RunRecords) -> Finding:
             overshoot = True
             signatures.append(
                 f"the training loss climbed back to {num(curve[k + 1])} by {where}, "
-                f"{times(rebound)} its earlier low {num(low)} (a climb of {climb:.2g}× the baseline), "
+                f"{times(rebound)} its earlier low {num(low)} (a climb of {times(climb)} the baseline), "
                 "with no gradient spike"
             )
         elif rebound >= LR_HIGH_REBOUND_SUSPECT and material[k]:
@@ -605,13 +622,13 @@ def check_lr_too_high(records: RunRecords) -> Finding:
         numbers.update(first_loss=start)
         if above and curve[-1] >= start:
             signatures.append(
-                f"the training loss ends at {num(curve[-1])}, {times(curve[-1] / baseline)} the trivial "
+                f"the training loss ends at {num(curve[-1])}, {times(_ratio(curve[-1], baseline))} the trivial "
                 f"baseline {baseline_text}, and above its value before the first update ({num(start)}): "
                 "the updates made the model worse"
             )
         elif above and curve[-1] > LR_HIGH_STALL * mid:
             signatures.append(
-                f"the training loss stays at {num(curve[-1])}, {times(curve[-1] / baseline)} "
+                f"the training loss stays at {num(curve[-1])}, {times(_ratio(curve[-1], baseline))} "
                 f"the trivial baseline {baseline_text}, and did not improve over the second half"
             )
     numbers["overshoot"] = overshoot
@@ -642,7 +659,8 @@ def check_lr_too_low(records: RunRecords) -> Finding:
     curve = _curve(records)
     baseline, baseline_text = _baseline(records)
     lr = records.lr[np.isfinite(records.lr)]
-    total = float(np.sum(lr))
+    with np.errstate(over="ignore"):  # learning rates near float64's max sum to inf: travel without bound
+        total = float(np.sum(lr))
     travel = total * math.sqrt(settings.hidden_size)
     final = float(curve[-1]) if curve.size else math.nan
     ratio = final / baseline if baseline > 0 else math.nan
@@ -870,8 +888,8 @@ def check_overfitting(records: RunRecords) -> Finding:
     sval, strain = _smooth(val), _smooth(train)
     best = int(np.argmin(sval))  # decisions use the smoothed curves ...
     best_epoch = int(epochs[int(np.argmin(val))])  # ... the remedy stops at the best single epoch
-    rise = float(sval[-1] / sval[best]) if sval[best] > 0 else math.inf
-    train_fall = float(strain[-1] / strain[best]) if strain[best] > 0 else math.inf
+    rise = float(_ratio(sval[-1], sval[best])) if sval[best] > 0 else math.inf
+    train_fall = float(_ratio(strain[-1], strain[best])) if strain[best] > 0 else math.inf
     settings = records.settings
     numbers = {
         "best_epoch": best_epoch,
@@ -898,7 +916,7 @@ def check_overfitting(records: RunRecords) -> Finding:
         # no regulariser replaces data: on the zoo's 5 % digits split they recover little of the gap
         remedy = f"--splits 0.7,0.15,0.15 (only {settings.train_split:.0%} of the samples train); else {remedy}"
     falling = train_fall <= OVERFIT_TRAIN_FALL
-    gap = float(sval[-1] / strain[-1]) if strain[-1] > 0 else math.inf
+    gap = float(_ratio(sval[-1], strain[-1])) if strain[-1] > 0 else math.inf
     baseline, _ = _baseline(records)
     climb = float(sval[-1] - sval[best]) / baseline if baseline > 0 else math.nan
     numbers.update(val_to_train=gap, climb_to_baseline=climb)

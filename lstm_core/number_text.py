@@ -23,6 +23,10 @@ def num(x: float) -> str:
 
 
 def times(ratio: float) -> str:
+    """A ratio: 0.25 -> '0.25×', 400 -> '400×', 31000 -> '3.1e4×'. inf (a quotient of finite values past
+    float64's max of 1.8e308, or a rise from 0) -> 'more than 1e308×', which says how far it went."""
+    if ratio == math.inf:
+        return "more than 1e308×"
     if not math.isfinite(ratio):
         return f"{ratio}×"
     return f"{ratio:.0f}×" if 100 <= ratio < 1e4 else f"{num(ratio) if ratio >= 1e4 else f'{ratio:.2g}'}×"

@@ -502,7 +502,60 @@ def test_gradient_growth_beyond_float64_is_judged_without_a_warning(tmp_path, rn
         csv.writer(handle).writerows(rows)
     f = run(path).finding("exploding_gradients")
     assert f.status == "found" and f.numbers["flow_growth"] == math.inf
-    assert "at t0 it is inf× its value at the last step" in f.evidence
+    assert "at t0 it is more than 1e308× its value at the last step" in f.evidence
+
+
+def write_huge_run(path: Path, loss, grad_norm, **kwargs) -> Path:
+    """write_run for losses near float64's max (1.8e308), whose epoch means overflow to inf in the helper as
+    in lstm-train's own epoch mean: that is the records as written, not the doctor's overflow under test."""
+    with np.errstate(over="ignore"):
+        return write_run(path, loss, grad_norm, **kwargs)
+
+
+def test_losses_near_float64s_max_are_diagnosed_without_a_warning(tmp_path, rng):
+    """A run that blew up to losses of 1.7e308 and grad norms of 1e300 without reaching inf. numpy's median
+    of two such losses summed them to inf (RuntimeWarning: overflow; pytest makes it an error here), and their
+    ratios to the losses before overflowed (another warning) into evidence reading "inf×"."""
+    n = 300
+    loss, grads = healthy_loss(n, rng), healthy_grads(n, rng)
+    loss[150:], grads[150:] = 1.7e308, 1e300
+    d = run(write_huge_run(tmp_path / "huge", loss, grads, clip=False))
+    assert d.causes == ("exploding_gradients",), format_report(d)
+    f = d.finding("exploding_gradients")
+    assert f.numbers["spike_step"] == 151 and f.numbers["loss_jump"] == math.inf  # 1.7e308 / ~0.1: beyond float64
+    assert "the median loss of the next 20 steps was more than 1e308× that of the 20 before" in f.evidence
+    high = d.finding("lr_too_high")
+    assert high.numbers["final_loss"] == high.numbers["rebound_loss"] == 1.7e308  # medians of 1.7e308s
+    assert "inf" not in format_report(d)
+
+
+def test_grad_norms_near_float64s_max_have_their_own_median(tmp_path, rng):
+    """Every grad norm 1.7e308: the median over the run and each spike reference are 1.7e308, not inf."""
+    n = 300
+    d = run(write_huge_run(tmp_path / "huge", healthy_loss(n, rng), np.full(n, 1.7e308)))
+    f = d.finding("exploding_gradients")
+    assert f.numbers["median_grad_norm"] == f.numbers["spike_reference"] == 1.7e308
+    assert f.numbers["spike_ratio"] == 1.0
+    assert "(median grad norm 1.7e308 vs max_norm 1)" in f.evidence
+
+
+def test_val_loss_climbing_near_float64s_max_is_overfitting_beyond_any_ratio(tmp_path, rng):
+    """The smoothed val loss ends at 1e308 from a best of 0.31: the rise overflows, quietly, to inf."""
+    n = 300
+    val = np.concatenate([np.linspace(1.0, 0.2, 8), np.full(4, 1e308)])
+    d = run(write_huge_run(tmp_path / "huge", healthy_loss(n, rng), healthy_grads(n, rng), val=val))
+    f = d.finding("overfitting")
+    assert d.causes == ("overfitting",) and f.numbers["val_rise"] == math.inf
+    assert "it ends at 1e308, more than 1e308× its best average" in f.evidence
+
+
+def test_learning_rates_summing_beyond_float64s_max_give_unbounded_travel(tmp_path, rng):
+    """lstm-train accepts any finite lr: 300 steps at 1e307 sum past float64's max (a RuntimeWarning before)."""
+    n = 300
+    d = run(write_run(tmp_path / "huge", healthy_loss(n, rng), healthy_grads(n, rng), lr=1e307))
+    f = d.finding("lr_too_low")
+    assert f.numbers["sum_lr"] == f.numbers["travel"] == math.inf and f.status == "ok"
+    assert "a weight could move at most more than 1e308× its initial scale" in f.evidence
 
 
 def test_spike_the_run_recovered_from_is_only_suspect(tmp_path, rng):
@@ -599,11 +652,14 @@ def test_docstring_table_names_real_constants():
     assert (dg.LR_HIGH_REBOUND, dg.LR_HIGH_ABOVE_BASELINE, dg.LR_LOW_TRAVEL, dg.OVERFIT_RISE) == (2.0, 1.5, 1.0, 1.2)
 
 
-def test_nonfinite_statistics_of_raw_data_are_read(tmp_path, rng):
-    """records.jsonable writes nan and inf as strings: a raw column's std may overflow to inf."""
+@pytest.mark.parametrize("std", ["inf", 1e200])
+def test_nonfinite_statistics_of_raw_data_are_read(tmp_path, rng, std):
+    """records.jsonable writes nan and inf as strings: a raw column's std may overflow to inf. A std of 1e200
+    is finite, but its square (the variance) is not: squaring it warned of an overflow, and the baseline was
+    inf."""
     n = 300
     path = write_run(tmp_path / "r", healthy_loss(n, rng), healthy_grads(n, rng), scaled=False)
-    rewrite_json(path, "data_stats.json", lambda r: r["targets"].update(mean=["nan"], std=["inf"]))
+    rewrite_json(path, "data_stats.json", lambda r: r["targets"].update(mean=["nan"], std=[std]))
     d = run(path)
     assert d.finding("unscaled_data").numbers["largest_column"] == "input feature 0"
     assert "the initial loss" in d.context["baseline_meaning"]  # no finite raw variance: the first chunk

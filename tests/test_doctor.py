@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_diagnosis import healthy_grads, healthy_loss, write_run
+from test_diagnosis import healthy_grads, healthy_loss, write_huge_run, write_run
 
 from lstm_core import diagnosis, doctor
 from lstm_core.diagnosis_report import format_report
@@ -159,6 +159,25 @@ def test_reader_that_stops_early_ends_quietly(tmp_path, rng):
         os.close(write_end)
     assert result.stderr == ""
     assert result.returncode == doctor.EXIT_CAUSE_FOUND
+
+
+def test_losses_near_float64s_max_are_diagnosed_with_nothing_on_stderr(tmp_path, rng):
+    """As a user runs it, outside pytest's warning filter: numpy's overflow warnings went to stderr."""
+    n = 300
+    loss, grads = healthy_loss(n, rng), healthy_grads(n, rng)
+    loss[150:], grads[150:] = 1.7e308, 1e300
+    path = write_huge_run(tmp_path / "huge", loss, grads, clip=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "lstm_core.doctor", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[1],
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (doctor.EXIT_CAUSE_FOUND, "")
+    assert "Cause found: exploding_gradients" in result.stdout
+    assert "the median loss of the next 20 steps was more than 1e308× that of the 20 before" in result.stdout
 
 
 def test_run_too_short_to_judge_exits_3_with_a_note_not_an_lr(tmp_path, rng, capsys):
