@@ -3,8 +3,9 @@
 `load_run(run_dir)` reads steps.csv, epochs.csv, grad_flow.csv when recorded, and data_stats.json /
 config.json / summary.json when present. A directory that is missing, is not a run, or holds missing,
 truncated or malformed records raises one `RunRecordsError` that names the file, the line or field, and what
-is wrong; every JSON field the rules convert is checked here, at load, so a rule never meets a bad one.
-numpy and the standard library only.
+is wrong; every JSON field the rules convert is checked here, at load, so a rule never meets a bad one. So
+is every CSV value that no run writes (`_check_steps`, `_check_epochs`, `_check_grad_flow`): a record edited
+by hand or corrupted is refused, not diagnosed as given. numpy and the standard library only.
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ class RunRecords:
     run_dir: Path
     step: np.ndarray  # (S,) int, 1-based global optimizer step
     epoch: np.ndarray  # (S,) int, 1-based
-    loss: np.ndarray  # (S,) float, may hold nan/inf
-    grad_norm: np.ndarray  # (S,) float, global L2 norm before clipping
-    clip_factor: np.ndarray  # (S,) float in (0, 1]
-    lr: np.ndarray  # (S,) float
-    param_grad_norms: dict[str, np.ndarray]  # torch parameter name -> (S,)
+    loss: np.ndarray  # (S,) float >= 0, may hold nan/±inf
+    grad_norm: np.ndarray  # (S,) float >= 0, may hold nan/inf: global L2 norm before clipping
+    clip_factor: np.ndarray  # (S,) float in [0, 1] (0: an inf norm), or nan (a nan norm)
+    lr: np.ndarray  # (S,) finite float >= 0
+    param_grad_norms: dict[str, np.ndarray]  # torch parameter name -> (S,), as grad_norm
     epochs: dict[str, np.ndarray]  # EPOCH_FIELDS -> (E,) arrays (E may be 0)
     settings: Settings  # read once, at load
     num_classes: int | None  # summary.json's; None for regression or when absent
@@ -76,6 +77,7 @@ class RunRecords:
 
 NOT_A_RECORD = "the file is corrupt or not written by lstm-train"
 RECORD = "run record"  # what textfile's errors call a file of the run
+EDITED = "no run writes that: the records were edited or corrupted; re-run the training that wrote them"
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -210,17 +212,12 @@ def load_run(run_dir: str | Path) -> RunRecords:
             "optimizer steps (it stopped before its first epoch ended); nothing to diagnose"
         )
     cols = {c: _column("steps.csv", header, rows, c, int if c in ("step", "epoch") else float) for c in STEP_FIELDS}
-    negative = np.flatnonzero(np.isfinite(cols["loss"]) & (cols["loss"] < 0))  # non-finite ones are judged
-    if negative.size:
-        line, loss = rows[negative[0]][0], cols["loss"][negative[0]]
-        raise RunRecordsError(
-            f"steps.csv line {line}: the loss is {loss:g}, below 0; the doctor reads a loss curve by its ratios "
-            "(as MSE and cross-entropy, >= 0, allow) and cannot judge a loss that goes negative"
-        )
     params = {c.split(":", 1)[1]: _column("steps.csv", header, rows, c) for c in header if c.startswith("grad_norm:")}
+    _check_steps(_Rows("steps.csv", header, rows), cols, params)
 
     e_header, e_rows = _read_csv(epochs_path, EPOCH_FIELDS)
     epochs = {c: _column("epochs.csv", e_header, e_rows, c, int if c == "epoch" else float) for c in EPOCH_FIELDS}
+    _check_epochs(_Rows("epochs.csv", e_header, e_rows), epochs)
 
     grad_flow = None
     flow_path = run_dir / "grad_flow.csv"
@@ -235,6 +232,7 @@ def load_run(run_dir: str | Path) -> RunRecords:
                 layer=_column("grad_flow.csv", f_header, f_rows, "layer", int),
                 norms=np.stack([_column("grad_flow.csv", f_header, f_rows, c) for c in times], axis=1),
             )
+            _check_grad_flow(_Rows("grad_flow.csv", f_header, f_rows), grad_flow)
     summary, data_stats = _read_json(run_dir / "summary.json"), _read_json(run_dir / "data_stats.json")
     return RunRecords(
         run_dir=run_dir,
@@ -249,6 +247,89 @@ def load_run(run_dir: str | Path) -> RunRecords:
         config=config,
         summary=summary,
     )
+
+
+# What the trainers and recorders can write (lstm_core.records, lstm_core.recorder, the backends' optim.py):
+# a norm is >= 0, or nan / inf where the gradient overflowed (diverged runs are what the doctor diagnoses);
+# a clip factor min(1, max_norm / (norm + 1e-6)) lies in [0, 1] (0 for an inf norm) or is nan (a nan norm);
+# a learning rate is finite and >= 0 (0 where a plain loop's schedule starts or ends, as optax's
+# warmup_cosine_decay_schedule with init_value 0, or at its default end_value 0);
+# steps and epochs are numbered from 1, upward. Anything else was edited in by hand or corrupted.
+@dataclass(frozen=True)
+class _Rows:
+    """A CSV record's rows as `_read_csv` returns them, to name a refused value by its line and text."""
+
+    name: str  # "steps.csv"
+    header: list[str]
+    rows: list[tuple[int, list[str]]]
+
+    def refuse(self, column: str, bad: np.ndarray, what: str) -> None:
+        """RunRecordsError at the first row where `bad` (R,) holds: its line, `column`, the value as written and
+        `what` is wrong with it; nothing when no row is bad."""
+        first = np.flatnonzero(bad)
+        if first.size:
+            line, row = self.rows[first[0]]
+            text = row[self.header.index(column)].strip()
+            raise RunRecordsError(f"{self.name} line {line}, column {column!r}: {text!r} {what}; {EDITED}")
+
+    def numbering(self, column: str, numbers: np.ndarray, *, once: bool) -> None:
+        """Step or epoch numbers (R,) from 1, upward: strictly with `once` (a row per step, or per epoch in
+        epochs.csv), else never down (the epoch of each step)."""
+        self.refuse(column, numbers < 1, f"is below 1: {column}s are numbered from 1")
+        if once:
+            back = np.concatenate([[False], numbers[1:] <= numbers[:-1]])
+            self.refuse(column, back, f"is not above the {column} on the row before it: {column}s go up, one row each")
+        else:
+            back = np.concatenate([[False], numbers[1:] < numbers[:-1]])
+            self.refuse(column, back, f"is below the {column} on the row before it: {column}s only go up")
+
+    def norms(self, column: str, norms: np.ndarray) -> None:
+        self.refuse(column, norms < 0, "is negative, which no norm is")  # nan and inf pass: they are judged
+
+    def learning_rates(self, lr: np.ndarray) -> None:
+        self.refuse("lr", ~(np.isfinite(lr) & (lr >= 0)), "is not a learning rate (finite, >= 0)")
+
+    def losses(self, column: str, loss: np.ndarray) -> None:
+        """A finite loss below 0 (nan and inf are judged), which the rules' ratios cannot read."""
+        negative = np.flatnonzero(np.isfinite(loss) & (loss < 0))
+        if negative.size:
+            line, value = self.rows[negative[0]][0], loss[negative[0]]
+            raise RunRecordsError(
+                f"{self.name} line {line}: the {column} is {value:g}, below 0; the doctor reads a loss curve by its "
+                "ratios (as MSE and cross-entropy, >= 0, allow) and cannot judge a loss that goes negative"
+            )
+
+
+def _check_steps(steps: _Rows, cols: dict[str, np.ndarray], params: dict[str, np.ndarray]) -> None:
+    """steps.csv's columns (STEP_FIELDS, and grad_norm:<param> as `params`) hold only values a run writes."""
+    steps.numbering("step", cols["step"], once=True)
+    steps.numbering("epoch", cols["epoch"], once=False)
+    steps.losses("loss", cols["loss"])
+    steps.norms("grad_norm", cols["grad_norm"])
+    for name, norms in params.items():
+        steps.norms(f"grad_norm:{name}", norms)
+    factor = cols["clip_factor"]
+    steps.refuse("clip_factor", (factor < 0) | (factor > 1), "is outside [0, 1], where min(1, max_norm / norm) lies")
+    steps.learning_rates(cols["lr"])
+
+
+def _check_epochs(epochs: _Rows, cols: dict[str, np.ndarray]) -> None:
+    """epochs.csv's columns (EPOCH_FIELDS) hold only values a run writes."""
+    epochs.numbering("epoch", cols["epoch"], once=True)
+    epochs.losses("train_loss", cols["train_loss"])
+    epochs.losses("val_loss", cols["val_loss"])
+    epochs.learning_rates(cols["lr"])
+
+
+def _check_grad_flow(rows: _Rows, flow: GradFlow) -> None:
+    """grad_flow.csv as RecordsWriter.write_grad_flow writes it: steps from 1, never down, each with its layers
+    from 0, each once and in order; ‖dL/dh_t‖ >= 0, nan or inf."""
+    rows.numbering("step", flow.step, once=False)
+    rows.refuse("layer", flow.layer < 0, "is below 0: layers are numbered from 0")
+    repeated = np.concatenate([[False], (flow.step[1:] == flow.step[:-1]) & (flow.layer[1:] <= flow.layer[:-1])])
+    rows.refuse("layer", repeated, "is not above the layer on the row before it, of the same step")
+    for t in range(flow.norms.shape[1]):
+        rows.norms(f"t{t}", flow.norms[:, t])
 
 
 def _section(config: dict | None, name: str) -> dict:

@@ -139,6 +139,23 @@ def test_malformed_record_field_exits_2_with_one_line(tmp_path, rng, capsys, rec
     assert captured.err.startswith(f"lstm-doctor: error: {message}")
 
 
+def test_a_hand_edited_grad_norm_exits_2_with_one_line(tmp_path, rng, capsys):
+    """A negative gradient norm, which no run writes, was diagnosed as a tiny one."""
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    lines = (path / "steps.csv").read_text().splitlines()
+    fields = lines[6].split(",")
+    fields[3] = "-2.5"  # step 6's grad_norm
+    lines[6] = ",".join(fields)
+    (path / "steps.csv").write_text("\n".join(lines) + "\n")
+    assert doctor.main([str(path)]) == doctor.EXIT_UNREADABLE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "lstm-doctor: error: steps.csv line 7, column 'grad_norm': '-2.5' is negative, which no norm is; no run "
+        "writes that: the records were edited or corrupted; re-run the training that wrote them\n"
+    )
+
+
 def test_reader_that_stops_early_ends_quietly(tmp_path, rng):
     """`lstm-doctor RUN | head -1`: a pipe whose reader is gone (here before the doctor writes, so the write
     fails whatever the pipe's buffer holds) ends the output without a BrokenPipeError, with the verdict's status."""

@@ -295,3 +295,100 @@ def test_a_json_record_that_is_not_an_object_is_refused(tmp_path, rng, text, sho
         f"run record {str(path / 'data_stats.json')!r} must hold a mapping {{name: value, ...}}, got {shown}; the "
         "file is corrupt or not written by lstm-train"
     )
+
+
+def edit_csv(path, name: str, line: int, column: str, text: str) -> None:
+    """Set `column` of file line `line` (1: the header) of the CSV record `name` to `text`, as a hand edit."""
+    lines = (path / name).read_text().splitlines()
+    fields = lines[line - 1].split(",")
+    fields[lines[0].split(",").index(column)] = text
+    lines[line - 1] = ",".join(fields)
+    (path / name).write_text("\n".join(lines) + "\n")
+
+
+EDITED = "no run writes that: the records were edited or corrupted; re-run the training that wrote them"
+
+
+NEGATIVE_NORM = "is negative, which no norm is"
+OUTSIDE_CLIP = "is outside [0, 1], where min(1, max_norm / norm) lies"
+NOT_LR = "is not a learning rate (finite, >= 0)"
+STEP_OUT_OF_ORDER = "is not above the step on the row before it: steps go up, one row each"
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "column", "text", "refused"),
+    [
+        ("steps.csv", 4, "grad_norm", "-0.5", f"'grad_norm': '-0.5' {NEGATIVE_NORM}"),
+        ("steps.csv", 4, "grad_norm", "-inf", f"'grad_norm': '-inf' {NEGATIVE_NORM}"),
+        (
+            "steps.csv",
+            9,
+            "grad_norm:lstm.bias_ih_l0",
+            "-0.001",
+            f"'grad_norm:lstm.bias_ih_l0': '-0.001' {NEGATIVE_NORM}",
+        ),
+        ("steps.csv", 4, "clip_factor", "1.5", f"'clip_factor': '1.5' {OUTSIDE_CLIP}"),
+        ("steps.csv", 4, "clip_factor", "-0.1", f"'clip_factor': '-0.1' {OUTSIDE_CLIP}"),
+        ("steps.csv", 4, "lr", "-0.01", f"'lr': '-0.01' {NOT_LR}"),
+        ("steps.csv", 4, "lr", "nan", f"'lr': 'nan' {NOT_LR}"),
+        ("steps.csv", 4, "lr", "inf", f"'lr': 'inf' {NOT_LR}"),
+        ("steps.csv", 2, "step", "0", "'step': '0' is below 1: steps are numbered from 1"),
+        ("steps.csv", 5, "step", "3", f"'step': '3' {STEP_OUT_OF_ORDER}"),  # step 3 twice
+        ("steps.csv", 5, "step", "2", f"'step': '2' {STEP_OUT_OF_ORDER}"),  # back to step 2
+        ("steps.csv", 2, "epoch", "0", "'epoch': '0' is below 1: epochs are numbered from 1"),
+        ("steps.csv", 28, "epoch", "1", "'epoch': '1' is below the epoch on the row before it: epochs only go up"),
+        (
+            "epochs.csv",
+            3,
+            "epoch",
+            "1",
+            "'epoch': '1' is not above the epoch on the row before it: epochs go up, one row each",
+        ),
+        ("epochs.csv", 2, "lr", "-0.01", f"'lr': '-0.01' {NOT_LR}"),
+        ("grad_flow.csv", 2, "step", "0", "'step': '0' is below 1: steps are numbered from 1"),
+        ("grad_flow.csv", 3, "step", "5", "'step': '5' is below the step on the row before it: steps only go up"),
+        # step 10 twice, each with its one layer 0: the layer repeats
+        (
+            "grad_flow.csv",
+            3,
+            "step",
+            "10",
+            "'layer': '0' is not above the layer on the row before it, of the same step",
+        ),
+        ("grad_flow.csv", 2, "layer", "-1", "'layer': '-1' is below 0: layers are numbered from 0"),
+        ("grad_flow.csv", 4, "t7", "-0.2", f"'t7': '-0.2' {NEGATIVE_NORM}"),
+    ],
+)
+def test_a_value_no_run_writes_is_refused_by_its_line(tmp_path, rng, name, line, column, text, refused):
+    """Hand edits the rules would judge as given (a negative norm read as a tiny one, a clip factor of 1.5 as
+    no clipping, a repeated step as two): refused, naming the file, line, column and value. Steps 1-25 are
+    epoch 1 (lines 2-26); grad_flow.csv probes steps 10, 20, ... with one layer, a row each from line 2."""
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    edit_csv(path, name, line, column, text)
+    with pytest.raises(RunRecordsError) as error:
+        load_run(path)
+    assert str(error.value) == f"{name} line {line}, column {refused}; {EDITED}"
+
+
+def test_an_epoch_loss_below_zero_is_refused_as_a_step_loss_is(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    edit_csv(path, "epochs.csv", 3, "val_loss", "-0.2")
+    with pytest.raises(RunRecordsError, match=re.escape("epochs.csv line 3: the val_loss is -0.2, below 0; the")):
+        load_run(path)
+
+
+def test_values_a_diverged_run_or_a_warm_up_writes_are_read(tmp_path, rng):
+    """What the trainers really write at the edges: a loss and grad norm that overflowed to inf or nan (clip
+    factor 0 for an inf norm, nan for a nan one, as torch and optax compute it), ‖dL/dh_t‖ nan at a diverged
+    probe, and a learning rate of 0 at a warm-up schedule's first step (optax's init_value=0.0)."""
+    n = 50
+    loss, grads = healthy_loss(n, rng), healthy_grads(n, rng)
+    loss[44], grads[44] = np.inf, np.inf
+    loss[45:], grads[45:] = np.nan, np.nan
+    lr = np.full(n, 0.01)
+    lr[0] = 0.0
+    records = load_run(write_run(tmp_path / "r", loss, grads, lr=lr))
+    assert records.loss[44] == records.grad_norm[44] == np.inf
+    assert records.clip_factor[44] == 0.0 and np.isnan(records.clip_factor[45])
+    assert records.lr[0] == 0.0 and records.lr[1] == 0.01
+    assert records.grad_flow is not None and np.all(np.isnan(records.grad_flow.norms[-1]))  # the probe at step 50
