@@ -127,7 +127,7 @@ def build_parser(
     )
     parser.add_argument(
         "--backend",
-        choices=("torch", "jax"),
+        choices=config_io.BACKENDS,
         help=listed("--backend", f"which trainer runs: jax or the torch reference (default: {defaults.backend})"),
     )
     parser.add_argument("--config", help="TOML/YAML/JSON config file; flags override it")

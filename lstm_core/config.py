@@ -20,6 +20,7 @@ import yaml
 
 from lstm_core.textfile import DuplicateKeyError, FileContentError, parse_json, read_mapping
 
+BACKENDS = ("torch", "jax")  # lstm_torch and lstm_jax; the torch reference first, the order every listing follows
 DATASETS = ("sine", "adding", "digits", "csv")
 CLASSIFICATION_DATASETS = ("digits",)
 
@@ -318,7 +319,10 @@ def _finite(name: str, value: float) -> None:
 
 def validate(config: Config) -> Config:
     """Check every field once; return the config unchanged or raise ConfigError naming the field and fix."""
-    _require(config.backend in ("torch", "jax"), f"backend must be 'torch' or 'jax', got {config.backend!r}")
+    _require(
+        config.backend in BACKENDS,
+        f"backend must be {' or '.join(map(repr, BACKENDS))}, got {config.backend!r}",
+    )
     m, o, c, p, t, d = (
         config.model,
         config.optimizer,

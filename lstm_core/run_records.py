@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lstm_core.config import BACKENDS
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
 from lstm_core.textfile import parse_json, read_csv_rows, read_mapping
 
@@ -186,7 +187,7 @@ def load_run(run_dir: str | Path) -> RunRecords:
         raise RunRecordsError(f"{str(run_dir)!r} is a file, not a run directory; pass the --out directory")
     steps_path, epochs_path = run_dir / "steps.csv", run_dir / "epochs.csv"
     if not steps_path.exists() and not epochs_path.exists():
-        parity_runs = [run_dir / name for name in ("torch", "jax") if (run_dir / name / "steps.csv").exists()]
+        parity_runs = [run_dir / name for name in BACKENDS if (run_dir / name / "steps.csv").exists()]
         if parity_runs:  # lstm-parity's --out: a run directory per backend
             choices = " or ".join(repr(str(path)) for path in parity_runs)
             raise RunRecordsError(f"{str(run_dir)!r} holds lstm-parity's runs, one per backend: pass {choices}")

@@ -32,12 +32,11 @@ from lstm_core import data as datasets
 from lstm_core import diagnosis, run_records
 from lstm_core import weights as weights_io
 from lstm_core.cli import EXIT_INTERRUPTED
-from lstm_core.config import comma_separated
+from lstm_core.config import BACKENDS, comma_separated
 from lstm_core.convert import scaler_record
 from lstm_core.machine import cpu_cores
 from lstm_core.records import RunDirError, make_dir, write_json
 
-BACKENDS = ("torch", "jax")
 GALLERY = "docs/zoo"  # the committed gallery, which README links
 # Every scenario trains 1000 samples for 10 epochs (about 200 steps of 32) and records ‖dL/dh_t‖ every 10
 # steps: enough for each failure to show and for its remedy to work, small enough that the whole zoo runs on
@@ -498,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--work", default="runs/zoo", help="where the run directories (and generated data) go (default: %(default)s)"
     )
     parser.add_argument(
-        "--backends", default=",".join(BACKENDS), help="comma-separated: torch,jax (default: %(default)s)"
+        "--backends", default=",".join(BACKENDS), help=f"comma-separated: {','.join(BACKENDS)} (default: %(default)s)"
     )
     parser.add_argument(
         "--scenarios", help=f"comma-separated subset of: {', '.join(s.name for s in SCENARIOS)} (default: all)"

@@ -22,10 +22,9 @@ from tqdm.auto import tqdm
 
 from lstm_core import data as datasets
 from lstm_core import loop
-from lstm_core.config import Config, torch_side
+from lstm_core.config import BACKENDS, Config, torch_side
 from lstm_core.records import RecordsWriter, clear_run_dir
 
-BACKENDS = ("torch", "jax")
 STEP_STATS = ("loss", "grad_norm", "clip_factor", "lr", "grad_norms")
 
 

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+from lstm_core import config as config_module
 from lstm_core.config import JAX_ONLY_FIELDS, Config, ConfigError, from_dict, load_file, torch_side, validate
 
 
@@ -307,3 +311,13 @@ def test_comma_separated_numbers_from_flags():
     assert config.data.splits == (0.05, 0.475, 0.475) and config.optimizer.betas == (0.8, 0.99)
     with pytest.raises(ConfigError, match=r"data\.splits must be a list of numbers, got \['a', 'b', 'c'\]"):
         from_dict({"data": {"splits": "a,b,c"}})
+
+
+def test_the_backends_are_spelled_out_once():
+    """config.BACKENDS names the trainers for lstm-train's --backend choices, validate, the zoo and the doctor's
+    hint at a parity directory: each spelled ("torch", "jax") out on its own, four places for a third backend
+    to miss. Only the neutral package is scanned: tests name both backends to parametrize over them."""
+    package = Path(config_module.__file__).parent
+    pattern = re.compile(r"""[(\[]\s*["']torch["'],\s*["']jax["']\s*[)\]]""")
+    assert sorted(path.name for path in package.glob("*.py") if pattern.search(path.read_text())) == ["config.py"]
+    assert config_module.BACKENDS == ("torch", "jax")
