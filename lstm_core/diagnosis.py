@@ -1,7 +1,8 @@
 """Why is my LSTM's loss not decreasing? Name the cause from a run directory's records.
 
 `diagnose(records)` runs one pure rule per cause on what `run_records.load_run(run_dir)` read, and applies
-their precedence; `diagnosis_report` presents the result. numpy and the standard library only.
+their precedence; `diagnosis_report` presents the result. numpy, the standard library and
+lstm_core (no torch, no jax).
 
 Each rule returns a `Finding` with status `ok`, `suspect` (a weaker signature; never listed as a cause)
 or `found`. Quantities the rules share:

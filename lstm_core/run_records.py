@@ -5,7 +5,8 @@ config.json / summary.json when present. A directory that is missing, is not a r
 truncated or malformed records raises one `RunRecordsError` that names the file, the line or field, and what
 is wrong; every JSON field the rules convert is checked here, at load, so a rule never meets a bad one. So
 is every CSV value that no run writes (`_check_steps`, `_check_epochs`, `_check_grad_flow`): a record edited
-by hand or corrupted is refused, not diagnosed as given. numpy and the standard library only.
+by hand or corrupted is refused, not diagnosed as given. numpy, the standard library and lstm_core (no torch,
+no jax).
 """
 
 from __future__ import annotations
