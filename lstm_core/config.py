@@ -451,6 +451,10 @@ def validate(config: Config) -> Config:
             "unroll applies to the scan recurrence; cuDNN runs all time steps in its own kernel (drop --unroll)",
         )
         _require(
+            t.backward == "custom",
+            "backward applies to the scan recurrence; cuDNN's kernel computes the gradient (drop --backward)",
+        )
+        _require(
             m.dropout == 0,
             "rnn 'cudnn' runs all layers in one cuDNN call, no dropout between them; use --dropout 0 or --rnn scan",
         )

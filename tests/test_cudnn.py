@@ -111,7 +111,7 @@ def test_a_kernel_that_disagrees_with_the_scan_path_is_refused_before_training(m
         conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
 
 
-def test_cudnn_is_refused_off_a_gpu_in_float64_with_remat_unroll_and_dropout(tiny_config, capsys):
+def test_cudnn_is_refused_off_a_gpu_in_float64_with_remat_unroll_backward_and_dropout(tiny_config, capsys):
     with pytest.raises(ConfigError, match="--device gpu or --rnn scan"):
         conftest.make_trainer(replace(tiny_config, training={"rnn": "cudnn"}), jax_train.Trainer)
     # --device gpu where jax sees no GPU was refused with batch_mesh's "use --device cpu", which cuDNN refuses
@@ -126,6 +126,9 @@ def test_cudnn_is_refused_off_a_gpu_in_float64_with_remat_unroll_and_dropout(tin
     unroll = "unroll applies to the scan recurrence; cuDNN runs all time steps in its own kernel (drop --unroll)"
     with pytest.raises(ConfigError, match=re.escape(unroll)):  # it was taken and ignored (the probe's scan only)
         from_dict({"training": {"rnn": "cudnn", "unroll": 4}})
+    backward = "backward applies to the scan recurrence; cuDNN's kernel computes the gradient (drop --backward)"
+    with pytest.raises(ConfigError, match=re.escape(backward)):  # it only chose the probe's and the check's scan path
+        from_dict({"training": {"rnn": "cudnn", "backward": "autodiff"}})
     with pytest.raises(ConfigError, match="no dropout between them"):
         from_dict({"training": {"rnn": "cudnn"}, "model": {"num_layers": 2, "dropout": 0.1}})
     with pytest.raises(ConfigError, match="rnn must be"):
