@@ -132,7 +132,8 @@ class Config:
         return dataclasses.asdict(self)
 
 
-# The JAX trainer's own settings, by section: `validate` refuses them, changed, with backend "torch".
+# The JAX trainer's own settings, by section: `validate` refuses them, changed, with backend "torch"
+# (`_changed_jax_only_settings` names them), and `torch_side` puts them back to their defaults.
 JAX_ONLY_FIELDS = {"training": ("unroll", "backward", "remat", "rnn", "shards"), "clipping": ("style",)}
 
 
@@ -149,6 +150,21 @@ def torch_side(config: Config) -> Config:
         for section, names in JAX_ONLY_FIELDS.items()
     }
     return dataclasses.replace(config, backend="torch", **sections)
+
+
+def _changed_jax_only_settings(config: Config) -> list[str]:
+    """The JAX_ONLY_FIELDS that `config` changes from their defaults, as a refusal names them: a switch by its name
+    ("remat"), another field with its value ("unroll 2", "backward 'autodiff'"), a field outside `training` after
+    its section ("clipping style 'optax'")."""
+    defaults = Config()
+    changed = []
+    for section, names in JAX_ONLY_FIELDS.items():
+        for name in names:
+            value = getattr(getattr(config, section), name)
+            if value != getattr(getattr(defaults, section), name):
+                label = name if section == "training" else f"{section} {name}"
+                changed.append(label if isinstance(value, bool) else f"{label} {value!r}")
+    return changed
 
 
 _SECTION_CLASSES = {
@@ -421,15 +437,7 @@ def validate(config: Config) -> Config:
         f"grad_flow_every must be an integer >= 0, got {t.grad_flow_every!r}",
     )
     _countable("grad_flow_every", t.grad_flow_every)  # the step numbers it divides are int64
-    jax_only = {
-        f"unroll {t.unroll}": t.unroll != 1,
-        f"backward {t.backward!r}": t.backward != "custom",
-        "remat": t.remat,
-        f"rnn {t.rnn!r}": t.rnn != "scan",
-        f"shards {t.shards}": t.shards != 0,
-        f"clipping style {c.style!r}": c.style != "torch",
-    }
-    set_for_torch = [setting for setting, changed in jax_only.items() if changed and config.backend == "torch"]
+    set_for_torch = _changed_jax_only_settings(config) if config.backend == "torch" else []
     _require(
         not set_for_torch,
         f"{', '.join(set_for_torch)}: settings of the JAX trainer only; drop them, or use --backend jax",

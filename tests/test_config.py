@@ -139,12 +139,24 @@ def test_the_torch_side_of_a_jax_config_drops_the_jax_only_settings_and_keeps_th
             assert getattr(getattr(torch, section), name) == getattr(getattr(Config(), section), name)
 
 
-def test_the_jax_only_fields_are_the_settings_refused_for_torch():
-    changed = {"unroll": 2, "backward": "autodiff", "remat": True, "rnn": "cudnn", "shards": 2, "style": "optax"}
+def test_each_jax_only_field_is_refused_for_torch_by_its_name_and_value():
+    """The refusal names each field as `validate` did when it listed them by hand: a switch alone, a field of
+    another section than training after its section's name."""
+    changed = {
+        "unroll": (2, "unroll 2"),
+        "backward": ("autodiff", "backward 'autodiff'"),
+        "remat": (True, "remat"),
+        "rnn": ("cudnn", "rnn 'cudnn'"),
+        "shards": (2, "shards 2"),
+        "style": ("optax", "clipping style 'optax'"),
+    }
+    assert sorted(name for names in JAX_ONLY_FIELDS.values() for name in names) == sorted(changed)
     for section, names in JAX_ONLY_FIELDS.items():
         for name in names:
-            with pytest.raises(ConfigError, match="settings of the JAX trainer only"):
-                from_dict({"backend": "torch", section: {name: changed[name]}})
+            value, named = changed[name]
+            with pytest.raises(ConfigError) as error:
+                from_dict({"backend": "torch", section: {name: value}})
+            assert str(error.value) == f"{named}: settings of the JAX trainer only; drop them, or use --backend jax"
 
 
 def test_digits_is_classification():
