@@ -21,7 +21,16 @@ import yaml
 from lstm_core.textfile import DuplicateKeyError, FileContentError, parse_json, read_mapping
 
 BACKENDS = ("torch", "jax")  # lstm_torch and lstm_jax; the torch reference first, the order every listing follows
-DATASETS = ("sine", "adding", "digits", "csv")
+# The DataConfig fields each dataset reads beyond dataset, splits and scale, which every one reads (the loaders in
+# lstm_core/data.py; tests/test_data.py checks each loader against its row). `validate` refuses a field that is
+# not in the chosen dataset's row, set away from its default: that dataset would ignore it.
+DATASET_SETTINGS = {
+    "sine": ("window", "horizon", "num_samples", "noise"),
+    "adding": ("window", "num_samples"),  # window: the sequence length T
+    "digits": (),  # 8 rows of 8 pixels, 1797 images
+    "csv": ("csv", "features", "target", "window", "horizon"),
+}
+DATASETS = tuple(DATASET_SETTINGS)
 CLASSIFICATION_DATASETS = ("digits",)
 
 
@@ -486,10 +495,35 @@ def validate(config: Config) -> Config:
             f"features name {', '.join(map(repr, repeated))} more than once, in {','.join(d.features)!r}; "
             "list each column once",
         )
-    else:
-        given = [name for name in ("csv", "target", "features") if getattr(d, name)]
-        _require(
-            not given,
-            f"{', '.join(given)} apply to dataset 'csv', not {d.dataset!r}; add --dataset csv, or drop them",
-        )
+    _refuse_unread_settings(d)
     return config
+
+
+def _refuse_unread_settings(d: DataConfig) -> None:
+    """Refuse the fields of DATASET_SETTINGS that `d.dataset` does not read, set away from their defaults: the
+    dataset would ignore them without a word. The message names the datasets that read each."""
+    defaults = DataConfig()
+    unread: dict[tuple[str, ...], list[str]] = {}  # the datasets that read them -> the fields set
+    for name in (f.name for f in dataclasses.fields(DataConfig)):
+        readers = tuple(dataset for dataset, reads in DATASET_SETTINGS.items() if name in reads)
+        if readers and d.dataset not in readers and getattr(d, name) != getattr(defaults, name):
+            unread.setdefault(readers, []).append(name)
+    if not unread:
+        return
+    clauses = []
+    for readers, names in unread.items():
+        quoted = [repr(dataset) for dataset in readers]
+        datasets = f"{', '.join(quoted[:-1])} and {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+        verb = "" if clauses else (" applies" if len(names) == 1 else " apply")  # "window applies to ..., noise to ..."
+        clauses.append(f"{', '.join(names)}{verb} to dataset{'s' * (len(readers) > 1)} {datasets}")
+    them = "it" if sum(map(len, unread.values())) == 1 else "them"
+    if len(unread) > 1:
+        fix = f"drop {them}, or choose a dataset that reads {them}"
+    else:
+        [readers] = unread
+        fix = (
+            f"add --dataset {readers[0]}, or drop {them}"
+            if len(readers) == 1
+            else f"drop {them}, or choose one of those datasets"
+        )
+    raise ConfigError(f"{', '.join(clauses)}, not {d.dataset!r}; {fix}")

@@ -32,16 +32,19 @@ from lstm_core import data as datasets
 from lstm_core import diagnosis, run_records
 from lstm_core import weights as weights_io
 from lstm_core.cli import EXIT_INTERRUPTED
-from lstm_core.config import BACKENDS, comma_separated
+from lstm_core.config import BACKENDS, DATASET_SETTINGS, Config, comma_separated
 from lstm_core.convert import scaler_record
 from lstm_core.machine import cpu_cores
 from lstm_core.records import RunDirError, make_dir, write_json
 
 GALLERY = "docs/zoo"  # the committed gallery, which README links
-# Every scenario trains 1000 samples for 10 epochs (about 200 steps of 32) and records ‖dL/dh_t‖ every 10
-# steps: enough for each failure to show and for its remedy to work, small enough that the whole zoo runs on
-# two CPU cores in minutes.
-COMMON = ("--num-samples", "1000", "--epochs", "10", "--grad-flow-every", "10")
+# Every scenario trains for 10 epochs, a generated dataset on 1000 samples (about 200 steps of 32), and records
+# ‖dL/dh_t‖ every 10 steps: enough for each failure to show and for its remedy to work, small enough that the
+# whole zoo runs on two CPU cores in minutes.
+COMMON = ("--epochs", "10", "--grad-flow-every", "10")
+# Data settings (DataConfig fields) given to the scenarios whose dataset reads them, as the others refuse them:
+# the digits have their 1797 images, the unscaled CSV its 1000 rows.
+COMMON_DATA = {"num_samples": ("--num-samples", "1000")}
 UNSCALED_CSV = "sine_1000_around_5000.csv"
 OVERSCALED_INIT = "recurrent_weights_x16"
 RECURRENT_INIT_GAIN = 16.0  # the exploding scenario's recurrent weights: 16 x torch's U(±1/√H)
@@ -65,10 +68,30 @@ class Scenario:
 
     def flags(self, which: str, work: Path) -> list[str]:
         """The full lstm-train flags of the 'broken' or 'remedied' run."""
-        flags = [*COMMON, *self.broken]
+        flags = list(self.broken)
         if which == "remedied":
             flags = [f for f in flags if f not in self.drop] + list(self.remedy)
-        return [f.replace("{work}", str(work)) for f in flags]
+        return [f.replace("{work}", str(work)) for f in with_common(flags)]
+
+
+def with_common(flags: Sequence[str]) -> list[str]:
+    """The COMMON_DATA settings that the dataset of `flags` (its --dataset, or lstm-train's default) reads, COMMON,
+    then `flags`, whose values win (argparse keeps a flag's last value)."""
+    from lstm_core.cli import build_parser  # lstm-train's; this module's own is lstm-zoo's
+
+    dataset = build_parser().parse_args(list(flags)).dataset or Config().data.dataset
+    shared = [flag for name, pair in COMMON_DATA.items() if name in DATASET_SETTINGS[dataset] for flag in pair]
+    return [*shared, *COMMON, *flags]
+
+
+def _common_text() -> str:
+    """What every run passes beside its own flags, as report.md says it."""
+    shared = [
+        f"`{' '.join(pair)}` where its dataset reads it "
+        f"({', '.join(dataset for dataset, reads in DATASET_SETTINGS.items() if name in reads)})"
+        for name, pair in COMMON_DATA.items()
+    ]
+    return ", and ".join([f"`{' '.join(COMMON)}`", *shared])  # COMMON first: every run passes it
 
 
 def write_unscaled_csv(work: Path) -> None:
@@ -84,7 +107,7 @@ def write_overscaled_init(work: Path) -> None:
     and seed, with every recurrent matrix weight_hh RECURRENT_INIT_GAIN times larger, and the fitted scaler."""
     from lstm_core.cli import build_parser, config_from_args
 
-    config = config_from_args(build_parser().parse_args([*COMMON, *EXPLODING_DATA]))
+    config = config_from_args(build_parser().parse_args(with_common(EXPLODING_DATA)))
     prepared = datasets.load(config)
     generator = datasets.seeded_generators(config.training.seed)["init"]
     m = config.model
@@ -395,7 +418,7 @@ def write_report(results: Sequence[ScenarioResult], out: Path, seconds: float, i
         "Each scenario breaks `lstm-train` in one of the usual ways, on the bundled data; `lstm-doctor` names "
         "the cause from the run's records, and the remedy (the doctor's prescription) is trained next to it. "
         "Regenerate with `lstm-zoo` (this page: "
-        f"`lstm-zoo --out {out.as_posix()}`). Every run also passes `{' '.join(COMMON)}`; WORK is the "
+        f"`lstm-zoo --out {out.as_posix()}`). Every run also passes {_common_text()}; WORK is the "
         "`--work` directory, where the zoo writes the data and starting weights some scenarios need.",
         "",
         "Validation losses are given relative to the trivial predictor (1 = predicting the mean, or a uniform "

@@ -61,7 +61,7 @@ MATRIX = {
         "training": {"epochs": 4, "batch_size": 32},
         "model": {"hidden_size": 17},
         "optimizer": {"weight_decay": 0.01},  # torch's coupled L2
-        "data": {"dataset": "csv", "features": ["f0", "f1", "f2", "f3", "f4"], "target": "y", "num_samples": 400},
+        "data": {"dataset": "csv", "features": ["f0", "f1", "f2", "f3", "f4"], "target": "y"},
         "clipping": {"max_norm": 0.3},
         "plateau": EAGER_PLATEAU,
     },
@@ -75,7 +75,7 @@ MATRIX = {
     "csv5-2layer-clip-noplateau": {
         "training": {"epochs": 2, "batch_size": 32},
         "model": {"hidden_size": 17, "num_layers": 2},
-        "data": {"dataset": "csv", "features": ["f0", "f1", "f2", "f3", "f4"], "target": "y", "num_samples": 400},
+        "data": {"dataset": "csv", "features": ["f0", "f1", "f2", "f3", "f4"], "target": "y"},
         "clipping": {"max_norm": 0.3},
         "plateau": {"enabled": False},
     },

@@ -14,8 +14,9 @@ from lstm_core import cli, convert, loop
 from lstm_core import weights as weights_io
 from lstm_core.config import from_dict
 
-TINY = ["--dtype", "float64", "--num-samples", "300", "--window", "10", "--hidden-size", "8", "--batch-size", "16"]
-TINY = [*TINY, "--grad-flow-every", "0", "--quiet"]
+TINY_MODEL = ["--dtype", "float64", "--hidden-size", "8", "--batch-size", "16", "--grad-flow-every", "0", "--quiet"]
+TINY_SINE = ["--num-samples", "300", "--window", "10"]  # settings another dataset refuses
+TINY = [*TINY_SINE, *TINY_MODEL]
 
 
 def train(backend: str, out, *flags: str) -> dict:
@@ -93,11 +94,11 @@ def test_the_runs_scaler_replaces_the_one_fitted_here(source_runs, tmp_path):
     ("flags", "message"),
     [
         (
-            ["--hidden-size", "9"],
+            [*TINY_SINE, "--hidden-size", "9"],
             "this run's has 1 input(s), hidden size 9, 1 layer(s), 1 output(s): pass --hidden-size 8",
         ),
         (
-            ["--num-layers", "2", "--hidden-size", "4"],
+            [*TINY_SINE, "--num-layers", "2", "--hidden-size", "4"],
             "this run's has 1 input(s), hidden size 4, 2 layer(s), 1 output(s): pass --hidden-size 8 --num-layers 1",
         ),
         (
@@ -110,7 +111,7 @@ def test_the_runs_scaler_replaces_the_one_fitted_here(source_runs, tmp_path):
 def test_a_run_that_does_not_fit_is_refused_with_exit_2(flags, message, source_runs, tmp_path, capsys):
     """The message names the run's model (as its weights have it), this run's, and what makes them equal."""
     run_dir, _ = source_runs["torch"]
-    argv = ["--backend", "jax", "--out", str(tmp_path), *TINY, "--init-from", str(run_dir), *flags]
+    argv = ["--backend", "jax", "--out", str(tmp_path), *TINY_MODEL, "--init-from", str(run_dir), *flags]
     assert cli.main(argv) == 2
     run_model = "holds a model of 1 input(s), hidden size 8, 1 layer(s), 1 output(s); "
     assert capsys.readouterr().err == f"lstm-train: error: --init-from {str(run_dir)!r} {run_model}{message}\n"

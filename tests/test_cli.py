@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -12,21 +13,12 @@ import pytest
 import torch
 
 from lstm_core import cli, loop, machine, weights
+from lstm_core.config import DATASET_SETTINGS
 from lstm_core.records import RUN_FILES
 
-TINY = [
-    "--num-samples",
-    "300",
-    "--window",
-    "10",
-    "--hidden-size",
-    "8",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "16",
-    "--quiet",
-]
+# A small run on windows of 10 steps; TINY adds the sine's length (which a CSV file has instead, and csv refuses).
+TINY_WINDOWED = ["--window", "10", "--hidden-size", "8", "--epochs", "2", "--batch-size", "16", "--quiet"]
+TINY = ["--num-samples", "300", *TINY_WINDOWED]
 
 
 def run_cli(*args):
@@ -38,10 +30,32 @@ def test_train_sh_takes_paths_from_where_it_is_run(tmp_path):
     rows = "\n".join(f"{i},{np.sin(i / 5):.6f}" for i in range(300))
     (tmp_path / "series.csv").write_text("t,y\n" + rows + "\n")
     script = Path(__file__).resolve().parent.parent / "scripts" / "train.sh"
-    flags = ["--backend", "torch", *TINY, "--dataset", "csv", "--csv", "series.csv", "--target", "y", "--out", "run"]
+    flags = [
+        "--backend",
+        "torch",
+        *TINY_WINDOWED,
+        "--dataset",
+        "csv",
+        "--csv",
+        "series.csv",
+        "--target",
+        "y",
+        "--out",
+        "run",
+    ]
     result = subprocess.run(["bash", str(script), *flags], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_readme_names_the_settings_each_dataset_reads():
+    """README's Data table, by lstm-train's flags, against config.DATASET_SETTINGS, from which they are refused."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    flag_of = {field: flag for flag, section, field, _, _ in cli.FLAGS if section == "data"}
+    for dataset, reads in DATASET_SETTINGS.items():
+        row = re.search(rf"^\| `{dataset}`.*\| ([^|]*) \|$", readme, re.MULTILINE)
+        assert row is not None, dataset
+        assert row.group(1) == (", ".join(f"`{flag_of[name]}`" for name in reads) or "nothing more")
 
 
 def test_help_explains_every_flag():
@@ -93,6 +107,11 @@ def test_help_explains_every_flag():
         (["--shards", "64", "--batch-size", "64"], "lstm-train: error: shards 64 needs 64 cpu devices; jax has"),
         (["--backend", "torch", "--shards", "2"], "shards 2: settings of the JAX trainer only"),
         (["--csv", "prices.csv", "--target", "close"], "csv, target apply to dataset 'csv', not 'sine'"),
+        (  # digits took --window and trained on its 8 rows without a word
+            ["--dataset", "digits", "--window", "50"],
+            "lstm-train: error: window applies to datasets 'sine', 'adding' and 'csv', not 'digits'; drop it, or "
+            "choose one of those datasets\n",
+        ),
         (["--init-from", ""], "lstm-train: error: init_from is empty (''); pass the run directory to start from"),
         (
             ["--init-from", "runs/first", "--epochs", "0", "--doctor"],
@@ -264,7 +283,8 @@ def test_an_input_file_that_the_run_would_replace_is_refused(flag, name, tmp_pat
     csv_flags = ["--dataset", "csv", "--csv", str(user_file), "--target", "y"] if flag == "--csv" else []
     config_flags = ["--config", str(user_file)] if flag == "--config" else []
     before = user_file.read_bytes()
-    assert cli.main([*TINY, *csv_flags, *config_flags, "--out", str(tmp_path)]) == 2
+    tiny = TINY_WINDOWED if csv_flags else TINY
+    assert cli.main([*tiny, *csv_flags, *config_flags, "--out", str(tmp_path)]) == 2
     assert f"{flag} '{user_file}' is the {name} that this run writes in --out" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == [name] and user_file.read_bytes() == before
 

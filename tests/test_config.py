@@ -6,7 +6,16 @@ from pathlib import Path
 import pytest
 
 from lstm_core import config as config_module
-from lstm_core.config import JAX_ONLY_FIELDS, Config, ConfigError, from_dict, load_file, torch_side, validate
+from lstm_core.config import (
+    DATASET_SETTINGS,
+    JAX_ONLY_FIELDS,
+    Config,
+    ConfigError,
+    from_dict,
+    load_file,
+    torch_side,
+    validate,
+)
 
 
 def test_defaults_are_valid_and_follow_torch():
@@ -58,7 +67,7 @@ def test_defaults_are_valid_and_follow_torch():
             "unroll 4, rnn 'cudnn', shards 2: settings of the JAX trainer only",
         ),
         ({"data": {"csv": "a.csv", "target": "y"}}, "csv, target apply to dataset 'csv', not 'sine'; add --dataset"),
-        ({"data": {"dataset": "digits", "features": ["a"]}}, "features apply to dataset 'csv', not 'digits'"),
+        ({"data": {"dataset": "digits", "features": ["a"]}}, "features applies to dataset 'csv', not 'digits'"),
         (
             {"data": {"dataset": "csv", "csv": "a.csv", "target": "y", "features": "t,y,t"}},
             "features name 't' more than once, in 't,y,t'; list each column once",
@@ -157,6 +166,49 @@ def test_each_jax_only_field_is_refused_for_torch_by_its_name_and_value():
             with pytest.raises(ConfigError) as error:
                 from_dict({"backend": "torch", section: {name: value}})
             assert str(error.value) == f"{named}: settings of the JAX trainer only; drop them, or use --backend jax"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"dataset": "digits", "window": 50},
+            "window applies to datasets 'sine', 'adding' and 'csv', not 'digits'; drop it, or choose one of those "
+            "datasets",
+        ),
+        (
+            {"dataset": "digits", "noise": 0.0},
+            "noise applies to dataset 'sine', not 'digits'; add --dataset sine, or drop it",
+        ),
+        (
+            {"dataset": "adding", "horizon": 3},
+            "horizon applies to datasets 'sine' and 'csv', not 'adding'; drop it, or choose one of those datasets",
+        ),
+        (
+            {"dataset": "csv", "csv": "a.csv", "target": "y", "num_samples": 400, "noise": 0.2},
+            "num_samples applies to datasets 'sine' and 'adding', noise to dataset 'sine', not 'csv'; drop them, or "
+            "choose a dataset that reads them",
+        ),
+        (
+            {"dataset": "digits", "csv": "a.csv", "target": "y", "window": 8},
+            "csv, target apply to dataset 'csv', window to datasets 'sine', 'adding' and 'csv', not 'digits'; drop "
+            "them, or choose a dataset that reads them",
+        ),
+    ],
+)
+def test_a_dataset_setting_the_chosen_dataset_ignores_is_refused(data, message):
+    """Each of them was taken and ignored: digits is 8 rows of 8 pixels whatever the window, adding has no horizon."""
+    with pytest.raises(ConfigError) as error:
+        from_dict({"data": data})
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("dataset", DATASET_SETTINGS)
+def test_a_dataset_setting_at_its_default_is_taken_with_any_dataset(dataset):
+    """A config.json that a run of any dataset writes names every setting, at its default where unread."""
+    defaults = {"window": 20, "horizon": 1, "num_samples": 2000, "noise": 0.1, "features": []}
+    csv = {"csv": "a.csv", "target": "y"} if dataset == "csv" else {}
+    assert from_dict({"data": {"dataset": dataset, **defaults, **csv}}).data.dataset == dataset
 
 
 def test_digits_is_classification():

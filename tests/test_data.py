@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from lstm_core import data, machine
-from lstm_core.config import from_dict
+from lstm_core.config import DATASET_SETTINGS, DataConfig, from_dict
 
 
 def load(**fields):
@@ -74,6 +77,34 @@ def test_same_seed_same_data_other_seed_other_data():
     np.testing.assert_array_equal(a.train.x, b.train.x)
     c = data.load(from_dict({"data": {"dataset": "adding", "num_samples": 100}, "training": {"seed": 1}}))
     assert not np.array_equal(a.train.x, c.train.x)
+
+
+class RecordsReads:
+    """A DataConfig that notes the name of every field read from it."""
+
+    def __init__(self, config: DataConfig):
+        self._config, self.read = config, set()
+
+    def __getattr__(self, name):
+        self.read.add(name)
+        return getattr(self._config, name)
+
+
+@pytest.mark.parametrize("dataset", DATASET_SETTINGS)
+def test_each_dataset_reads_the_settings_of_its_row_in_the_table_and_no_other(dataset, tmp_path):
+    """config.DATASET_SETTINGS, from which `validate` refuses a setting the chosen dataset would ignore, against
+    what `data.load` reads: every field of the dataset's row, none of another row's, and every field in no row
+    (dataset, splits, scale) for every dataset."""
+    fields = {"dataset": dataset}
+    if dataset == "csv":
+        fields |= {"csv": write_csv(tmp_path / "series.csv", "y,t\n" + sine_rows(200)), "target": "y"}
+    config = from_dict({"data": fields})
+    recorded = RecordsReads(config.data)
+    data.load(SimpleNamespace(data=recorded, training=config.training))
+    in_no_row = {f.name for f in dataclasses.fields(DataConfig)} - {
+        name for row in DATASET_SETTINGS.values() for name in row
+    }
+    assert recorded.read == in_no_row | set(DATASET_SETTINGS[dataset])
 
 
 def test_epoch_batches_are_seeded_and_drop_the_partial_batch():

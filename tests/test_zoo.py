@@ -14,6 +14,7 @@ from test_diagnosis import healthy_grads, healthy_loss, write_run
 
 from lstm_core import diagnosis, loop, zoo
 from lstm_core.cli import EXIT_INTERRUPTED, build_parser, config_from_args
+from lstm_core.config import DataConfig
 from lstm_core.diagnosis_report import format_report
 from lstm_core.run_records import load_run
 
@@ -47,6 +48,9 @@ def test_every_scenario_is_a_valid_lstm_train_config(tmp_path, name):
     for which in ("broken", "remedied"):
         config = config_from_args(build_parser().parse_args(s.flags(which, tmp_path)))
         assert config.training.grad_flow_every > 0  # the heat map needs ‖dL/dh_t‖
+        # the zoo's 1000 samples go to the generated datasets only: the digits and a CSV file refuse them
+        generated = config.data.dataset in ("sine", "adding")
+        assert config.data.num_samples == (1000 if generated else DataConfig().num_samples)
 
 
 def test_unscaled_csv_is_a_sine_of_amplitude_1000_around_5000(tmp_path):
@@ -98,6 +102,10 @@ def test_gallery_and_report_from_synthetic_records(tmp_path):
     assert "| [underfitting](#underfitting) |" in report
     assert "![underfitting](underfitting.png)" in report
     assert "All scenarios behaved as described." in report
+    assert (
+        "Every run also passes `--epochs 10 --grad-flow-every 10`, and `--num-samples 1000` where its dataset reads "
+        "it (sine, adding); WORK is the `--work` directory" in report
+    )
     assert report.count("diagnosed **underfitting**") == 2
 
 
