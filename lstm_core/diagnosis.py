@@ -749,9 +749,10 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
         f"loss {num(final)} is {times(loss_ratio)} the baseline {baseline_text}"
     )
     # Dependencies the model must learn have to fit within the steps whose gradient share is above the
-    # rounding floor; a window that long lets them (the adding problem learns at T = 50, not at T = 200).
-    window = settings.window or T
-    remedy = f"--window {max(2, min(usable_reach, window - 1))}"
+    # rounding floor; a window that long lets them (the adding problem learns at T = 50, not at T = 200). T is
+    # the sequence the run recorded (grad_flow.csv's t0 .. t{T-1}), not config.json's window: the digits' 8 rows
+    # are their steps whatever the window says (20, the default they ignore).
+    remedy = f"--window {max(2, min(usable_reach, T - 1))}"
     if usable_reach < 2:  # not even one step back: saturated gates (weights too large), not a long window
         evidence += "; nothing flows back past the last step: the gates are saturated"
         remedy = f"--lr {flag_value(settings.lr / 10)}"

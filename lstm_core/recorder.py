@@ -8,8 +8,9 @@ grad_flow.csv, config.json, data_stats.json and summary.json through `lstm_core.
 `lstm-doctor` reads a plain loop's run directory exactly as it reads one that `lstm-train` wrote.
 
 config.json holds only the settings the doctor uses (lr, hidden size, layers, clipping, weight decay,
-window, scaling), in lstm-train's sections; the doctor's remedies name lstm-train flags, which map one to
-one onto those settings of a plain loop.
+scaling) and the inputs' window, in lstm-train's sections; the doctor's remedies name lstm-train flags, which
+map one to one onto those settings of a plain loop. (The doctor takes the sequence length from grad_flow.csv's
+columns, which hold it wherever a rule needs it.)
 
 Each step's values are checked when the step is recorded (their shapes are known on the host without a
 transfer), so a wrong one is refused at that line of the loop, not at the end of the epoch it would spoil.

@@ -47,7 +47,6 @@ class Settings:
     weight_decay: float
     clipping: bool  # config.json's clipping.enabled; unrecorded: whether clipping scaled some step's gradient
     max_norm: float  # the clipping threshold; 1.0 with clipping off (the value a remedy writes)
-    window: int | None  # time steps per sample; None when not recorded
     epochs: int  # as configured; unrecorded: the last recorded epoch
     features: list[str]  # the input columns' names; empty when not recorded
     train_split: float | None  # the training fraction, when the config holds three splits
@@ -407,7 +406,6 @@ def _read_settings(config: dict | None, steps: dict[str, np.ndarray]) -> Setting
         weight_decay=_setting(config, "optimizer.weight_decay", 0.0),
         clipping=enabled,
         max_norm=_setting(config, "clipping.max_norm", 0.0) or 1.0,  # 0: clipping off, write 1.0 as the fix
-        window=_setting(config, "data.window", None, count=True),
         epochs=_setting(config, "training.epochs", None, count=True) or int(steps["epoch"].max()),
         features=features,
         train_split=train_split,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lstm_core import diagnosis as dg
-from lstm_core.config import Config
+from lstm_core.config import DATASET_SETTINGS, Config, DataConfig
 from lstm_core.diagnosis_report import format_report, to_json
 from lstm_core.records import RecordsWriter
 from lstm_core.run_records import load_run
@@ -96,7 +96,10 @@ def write_run(
     config["optimizer"].update(lr=float(lr[0]), weight_decay=weight_decay)
     config["clipping"].update(enabled=clip, max_norm=max_norm if clip else 0.0)
     config["training"].update(epochs=num_epochs)
-    config["data"].update(dataset=dataset, window=T, scale=scaled)
+    # as lstm-train writes it: the digits do not read the window, which stays at its default (validate refuses
+    # any other), while their sequences are 8 rows long
+    window = T if "window" in DATASET_SETTINGS[dataset] else DataConfig().window
+    config["data"].update(dataset=dataset, window=window, scale=scaled)
     writer.write_json("config.json", config)
     if inputs is None:
         inputs = {"mean": [0.01], "std": [0.7], "min": [-1.2], "max": [1.2]}
@@ -378,6 +381,28 @@ def test_vanishing_gradients(tmp_path, rng):
     assert f.numbers["steps_above_1e-6"] == 37
     assert f.remedy == "--window 37 and --num-layers 1"
     assert d.finding("underfitting").consequence_of == ("vanishing_gradients",)
+
+
+def test_vanishing_remedy_cuts_the_sequence_the_run_recorded(tmp_path, rng):
+    """A digits run's config.json says window 20, the default the digits do not read; their sequences are the 8
+    rows that grad_flow.csv records. With ≥ 1e-6 of the signal left at every step (suspect), the remedy took
+    the window from config.json and asked for --window 8 (min(8, 20 - 1)), which cuts nothing."""
+    n = 500
+    loss = 0.97 * math.log(10) * rng.lognormal(0.0, 0.05, n)
+    path = write_run(
+        tmp_path / "digits",
+        loss,
+        healthy_grads(n, rng),
+        flow_ratio=1e-4,
+        T=8,
+        dataset="digits",
+        task="classification",
+        num_classes=10,
+    )
+    assert load_run(path).config["data"]["window"] == 20
+    f = run(path).finding("vanishing_gradients")
+    assert f.status == "suspect" and f.numbers["T"] == 8 and f.numbers["steps_above_1e-6"] == 8
+    assert f.remedy == "--window 7"
 
 
 def test_tiny_grad_flow_ratio_with_falling_loss_is_ok(tmp_path, rng):
