@@ -33,7 +33,8 @@ in a run shorter than `MIN_JUDGED_STEPS` (lr_too_low and underfitting) → `--ep
 vanishing → `--window` cut to the steps whose share stays above 1e-6 (lr / 10 when not even one step back
 keeps it: saturated gates), and one layer fewer for a stacked model; unscaled → drop `--no-scale`;
 underfitting → twice the hidden size, at least 32 (`UNDERFIT_MIN_HIDDEN`); overfitting → a larger training split when it is under half the data
-(`OVERFIT_SMALL_SPLIT`), else stop at the best epoch with weight decay, dropout or a smaller model.
+(`OVERFIT_SMALL_SPLIT`), else stop at the best epoch with weight decay, dropout or a smaller model. An lr cut below the run's `--min-lr` cuts that
+too (lstm-train refuses a min_lr above the lr).
 
 Precedence. Unscaled data is a root cause: large raw inputs saturate the gates (vanishing gradients), large
 raw targets inflate the loss and the gradient (exploding gradients, clip factor tiny) and make any lr wrong
@@ -67,7 +68,7 @@ import numpy as np
 
 from lstm_core import run_records
 from lstm_core.number_text import flag_value, num, times
-from lstm_core.run_records import RunRecords
+from lstm_core.run_records import RunRecords, Settings
 
 # ------------------------------------------------------------------------------------------------- thresholds
 # Loss curve: 10 points resolve "falls, flattens, rises" while each median still pools several minibatches.
@@ -441,6 +442,16 @@ def _too_short(records: RunRecords) -> tuple[str, str] | None:
     )
 
 
+def _lower_lr(settings: Settings) -> str:
+    """The flags that cut the learning rate tenfold: --lr, and --min-lr cut as much where the run's plateau floor
+    would lie above the new lr, which lstm-train refuses (min_lr must not exceed lr)."""
+    lr = flag_value(settings.lr / 10)
+    if settings.min_lr <= float(lr):
+        return f"--lr {lr}"
+    # min_lr <= lr in the run, and rounding to 2 significant figures keeps that order
+    return f"--lr {lr} and --min-lr {flag_value(settings.min_lr / 10)}"
+
+
 def _finding(cause, status, evidence, remedy="", **numbers) -> Finding:
     return Finding(cause=cause, status=status, evidence=evidence, remedy=remedy, numbers=numbers)
 
@@ -481,11 +492,11 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
     ratio = x["final_loss"] / x["baseline"] if x["baseline"] > 0 else math.nan  # 0: a run that began at loss 0
     ended = f"the loss ended at {num(x['final_loss'])}, {times(ratio)} the baseline"
     if x["clipping"]:
-        remedy = f"--lr {flag_value(settings.lr / 10)} (keep --clip-norm {flag_value(settings.max_norm)})"
+        remedy = f"{_lower_lr(settings)} (keep --clip-norm {flag_value(settings.max_norm)})"
     else:
         remedy = (
             f"--clip-norm {flag_value(min(settings.max_norm, 1.0))} (clipping is off); if it persists also "
-            f"--lr {flag_value(settings.lr / 10)}"
+            + _lower_lr(settings)
         )
     flow_grows = x["flow_growth"] >= EXPLODE_FLOW_GROWTH
     if flow_grows:
@@ -567,7 +578,7 @@ def check_lr_too_high(records: RunRecords) -> Finding:
         "baseline": baseline,
         "first_nonfinite_loss_step": x["first_nonfinite_loss_step"],
     }
-    remedy = f"--lr {flag_value(settings.lr / 10)}"
+    remedy = _lower_lr(settings)
     signatures, weak = [], []
     overshoot = False  # a divergence or a rebound: the weights moved, and too far (see diagnose)
     bad = x["first_nonfinite_loss_index"]
@@ -755,7 +766,7 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
     remedy = f"--window {max(2, min(usable_reach, T - 1))}"
     if usable_reach < 2:  # not even one step back: saturated gates (weights too large), not a long window
         evidence += "; nothing flows back past the last step: the gates are saturated"
-        remedy = f"--lr {flag_value(settings.lr / 10)}"
+        remedy = _lower_lr(settings)
     if settings.num_layers > 1:
         remedy += f" and --num-layers {settings.num_layers - 1}"
     high = np.isfinite(loss_ratio) and loss_ratio >= HIGH_LOSS_RATIO

@@ -41,6 +41,7 @@ class Settings:
     """The run's settings that the rules use: config.json's, or the steps' own values where it is silent."""
 
     lr: float  # the initial learning rate
+    min_lr: float  # the plateau scheduler's floor; 0 when not recorded
     hidden_size: int
     num_layers: int
     dropout: float
@@ -400,6 +401,7 @@ def _read_settings(config: dict | None, steps: dict[str, np.ndarray]) -> Setting
         train_split = _record_number(splits[0], "config.json: data.splits[0]")
     return Settings(
         lr=_setting(config, "optimizer.lr", float(steps["lr"][0])),
+        min_lr=_setting(config, "plateau.min_lr", 0.0),
         hidden_size=_setting(config, "model.hidden_size", 32, count=True),
         num_layers=_setting(config, "model.num_layers", 1, count=True),
         dropout=_setting(config, "model.dropout", 0.0),

@@ -280,6 +280,19 @@ def test_lr_too_high_divergence_without_spike(tmp_path, rng):
     assert d.finding("exploding_gradients").numbers["spike_ratio"] < dg.SPIKE_SUSPECT
 
 
+def test_lr_cut_below_the_runs_min_lr_cuts_min_lr_too(tmp_path, rng):
+    """A run at lr 1.0 with --min-lr 0.5 that diverged: --lr 0.1 alone is refused by lstm-train (min_lr (0.5)
+    must not exceed lr (0.1)), so the remedy cuts the floor tenfold too."""
+    n = 75
+    loss = np.geomspace(1.0, 50.0, n) * rng.lognormal(0.0, 0.05, n)
+    loss[60:] = np.nan
+    path = write_run(tmp_path / "floor", loss, np.linspace(1.0, 5.0, n), lr=1.0)
+    rewrite_json(path, "config.json", lambda r: r["plateau"].update(min_lr=0.5))
+    d = run(path)
+    assert d.causes == ("lr_too_high",), format_report(d)
+    assert d.finding("lr_too_high").remedy == "--lr 0.1 and --min-lr 0.05"
+
+
 def test_lr_too_low(tmp_path, rng):
     n = 500
     loss = np.linspace(1.05, 1.0, n) * rng.lognormal(0.0, 0.05, n)
