@@ -31,7 +31,7 @@ for growth through time, `--window` cut to the steps over which it stays under 1
 lr / 10; lr_too_low → the larger of 10× the lr and the lr that gives travel 10 (`LR_LOW_TARGET_TRAVEL`);
 in a run shorter than `MIN_JUDGED_STEPS` (lr_too_low and underfitting) → `--epochs` enough for that many steps;
 vanishing → `--window` cut to the steps whose share stays above 1e-6 (lr / 10 when not even one step back
-keeps it: saturated gates), and one layer fewer for a stacked model; unscaled → drop `--no-scale`;
+keeps it: saturated gates), and one layer fewer for a stacked model (`--dropout 0` too when one is left); unscaled → drop `--no-scale`;
 underfitting → twice the hidden size, at least 32 (`UNDERFIT_MIN_HIDDEN`); overfitting → a larger training split when it is under half the data
 (`OVERFIT_SMALL_SPLIT`), else stop at the best epoch with weight decay, dropout or a smaller model. An lr cut below the run's `--min-lr` cuts that
 too (lstm-train refuses a min_lr above the lr).
@@ -769,6 +769,8 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
         remedy = _lower_lr(settings)
     if settings.num_layers > 1:
         remedy += f" and --num-layers {settings.num_layers - 1}"
+        if settings.num_layers == 2 and settings.dropout > 0:  # lstm-train refuses dropout without a layer after
+            remedy += " --dropout 0 (one layer has no dropout between layers)"
     high = np.isfinite(loss_ratio) and loss_ratio >= HIGH_LOSS_RATIO
     if ratio < VANISH_RATIO and high:
         return _finding("vanishing_gradients", "found", evidence, remedy, **numbers)

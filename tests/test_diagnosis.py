@@ -396,6 +396,25 @@ def test_vanishing_gradients(tmp_path, rng):
     assert d.finding("underfitting").consequence_of == ("vanishing_gradients",)
 
 
+def test_vanishing_remedy_of_one_layer_fewer_drops_the_dropout_of_two(tmp_path, rng):
+    """Two layers with --dropout 0.2: --num-layers 1 alone is refused by lstm-train (dropout acts between
+    layers and needs num_layers >= 2)."""
+    n = 500
+    path = write_run(
+        tmp_path / "vanish",
+        0.97 * rng.lognormal(0.0, 0.05, n),
+        healthy_grads(n, rng),
+        flow_ratio=1e-8,
+        T=50,
+        dataset="adding",
+        num_layers=2,
+    )
+    rewrite_json(path, "config.json", lambda r: r["model"].update(dropout=0.2))
+    f = run(path).finding("vanishing_gradients")
+    assert f.status == "found"
+    assert f.remedy == "--window 37 and --num-layers 1 --dropout 0 (one layer has no dropout between layers)"
+
+
 def test_vanishing_remedy_cuts_the_sequence_the_run_recorded(tmp_path, rng):
     """A digits run's config.json says window 20, the default the digits do not read; their sequences are the 8
     rows that grad_flow.csv records. With ≥ 1e-6 of the signal left at every step (suspect), the remedy took
