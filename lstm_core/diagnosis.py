@@ -33,7 +33,8 @@ in a run shorter than `MIN_JUDGED_STEPS` (lr_too_low and underfitting) → `--ep
 vanishing → `--window` cut to the steps whose share stays above 1e-6 (lr / 10 when not even one step back
 keeps it: saturated gates), and one layer fewer for a stacked model (`--dropout 0` too when one is left); unscaled → drop `--no-scale`;
 underfitting → twice the hidden size, at least 32 (`UNDERFIT_MIN_HIDDEN`); overfitting → a larger training split when it is under half the data
-(`OVERFIT_SMALL_SPLIT`), else stop at the best epoch with weight decay, dropout or a smaller model. An lr cut below the run's `--min-lr` cuts that
+(`OVERFIT_SMALL_SPLIT`), else stop at the best epoch with dropout for a stacked
+model, else weight decay or a smaller model (`--rnn cudnn` has no dropout). An lr cut below the run's `--min-lr` cuts that
 too (lstm-train refuses a min_lr above the lr).
 
 Precedence. Unscaled data is a root cause: large raw inputs saturate the gates (vanishing gradients), large
@@ -923,9 +924,11 @@ def check_overfitting(records: RunRecords) -> Finding:
     )
     remedy = f"--epochs {best_epoch}"
     decay = settings.weight_decay * 10 if settings.weight_decay > 0 else 1e-4
-    if settings.num_layers > 1:
+    # nn.LSTM's dropout acts between layers only, and cuDNN's kernel (--rnn cudnn, which lstm-train refuses with
+    # dropout) runs them all in one call without it: elsewhere, weight decay or a smaller model
+    if settings.num_layers > 1 and settings.rnn != "cudnn":
         remedy += f" and --dropout {flag_value(max(0.2, min(0.5, settings.dropout + 0.2)))}"
-    else:  # nn.LSTM's dropout acts between layers only, so with one layer use weight decay / a smaller model
+    else:
         remedy += f" and --weight-decay {flag_value(decay)} or --hidden-size {max(1, settings.hidden_size // 2)}"
     if settings.train_split is not None and settings.train_split < OVERFIT_SMALL_SPLIT:
         # no regulariser replaces data: on the zoo's 5 % digits split they recover little of the gap

@@ -49,6 +49,7 @@ class Settings:
     clipping: bool  # config.json's clipping.enabled; unrecorded: whether clipping scaled some step's gradient
     max_norm: float  # the clipping threshold; 1.0 with clipping off (the value a remedy writes)
     epochs: int  # as configured; unrecorded: the last recorded epoch
+    rnn: str  # the JAX trainer's recurrence, "scan" or "cudnn" (which has no dropout); unrecorded: "scan"
     features: list[str]  # the input columns' names; empty when not recorded
     train_split: float | None  # the training fraction, when the config holds three splits
 
@@ -384,6 +385,17 @@ def _setting(config: dict | None, key: str, default: Any, *, count: bool = False
     return default if value is None else _record_number(value, f"config.json: {key}", count=count)
 
 
+def _text_setting(config: dict | None, key: str, default: str) -> str:
+    """config.json's `section.field` as text; `default` when it is absent or null."""
+    section, name = key.split(".")
+    value = _section(config, section).get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise RunRecordsError(f"config.json: {key} must be text, got {value!r}; {NOT_A_RECORD}")
+    return value
+
+
 def _read_settings(config: dict | None, steps: dict[str, np.ndarray]) -> Settings:
     """The Settings in config.json (None: not recorded), completed from the steps' columns (STEP_FIELDS)."""
     enabled = _section(config, "clipping").get("enabled")
@@ -409,6 +421,7 @@ def _read_settings(config: dict | None, steps: dict[str, np.ndarray]) -> Setting
         clipping=enabled,
         max_norm=_setting(config, "clipping.max_norm", 0.0) or 1.0,  # 0: clipping off, write 1.0 as the fix
         epochs=_setting(config, "training.epochs", None, count=True) or int(steps["epoch"].max()),
+        rnn=_text_setting(config, "training.rnn", "scan"),
         features=features,
         train_split=train_split,
     )

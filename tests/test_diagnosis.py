@@ -520,6 +520,20 @@ def test_overfitting_remedy_uses_dropout_with_two_layers(tmp_path, rng):
     assert d.finding("overfitting").remedy == "--epochs 8 and --dropout 0.2"
 
 
+def test_overfitting_remedy_of_a_cudnn_run_is_no_dropout(tmp_path, rng):
+    """The JAX trainer's --rnn cudnn runs all layers in one cuDNN call, without dropout between them:
+    lstm-train refuses --dropout with it, so weight decay or a smaller model it is, as for one layer."""
+    n = 500
+    val = np.concatenate([np.linspace(1.0, 0.2, 8), np.linspace(0.22, 0.4, 12)])
+    path = write_run(tmp_path / "cudnn", healthy_loss(n, rng, floor=0.01), healthy_grads(n, rng), val=val, num_layers=2)
+
+    def on_cudnn(config):
+        config["backend"], config["training"]["rnn"] = "jax", "cudnn"
+
+    rewrite_json(path, "config.json", on_cudnn)
+    assert run(path).finding("overfitting").remedy == "--epochs 8 and --weight-decay 0.0001 or --hidden-size 16"
+
+
 def test_nonfinite_loss_at_first_step_is_a_note(tmp_path, rng):
     n = 25
     loss = np.full(n, np.nan)
