@@ -26,16 +26,18 @@ or `found`. Quantities the rules share:
 | underfitting | final loss ≥ 0.5× baseline (`HIGH_LOSS_RATIO`), finite, over ≥ 100 optimizer steps (`MIN_JUDGED_STEPS`), and no other cause found | final loss ≥ 0.25× baseline (`UNDERFIT_SUSPECT_RATIO`), or the found signature in a shorter run or explained by another cause |
 | overfitting | 3-epoch mean val loss ends ≥ 1.2× its minimum (`OVERFIT_RISE`), by ≥ 0.01× the baseline (`OVERFIT_MIN_CLIMB`), and above the 3-epoch mean train loss (`OVERFIT_GAP`), while that train loss fell to ≤ 0.9× its value at the val minimum (`OVERFIT_TRAIN_FALL`); needs ≥ 4 epochs | val rise ≥ 1.1× with train falling, ≥ 1.2× with train flat, or ≥ 1.2× with val below train |
 
-Remedies are lstm-train flags with values: exploding → `--clip-norm 1.0` (or, with clipping on, lr / 10;
-for growth through time, `--window` cut to the steps over which it stays under 10×, `EXPLODE_WINDOW_GROWTH`); lr_too_high →
-lr / 10; lr_too_low → the larger of 10× the lr and the lr that gives travel 10 (`LR_LOW_TARGET_TRAVEL`);
-in a run shorter than `MIN_JUDGED_STEPS` (lr_too_low and underfitting) → `--epochs` enough for that many steps;
-vanishing → `--window` cut to the steps whose share stays above 1e-6 (lr / 10 when not even one step back
-keeps it: saturated gates), and one layer fewer for a stacked model (`--dropout 0` too when one is left); unscaled → drop `--no-scale`;
-underfitting → twice the hidden size, at least 32 (`UNDERFIT_MIN_HIDDEN`); overfitting → a larger training split when it is under half the data
-(`OVERFIT_SMALL_SPLIT`), else stop at the best epoch with dropout for a stacked
-model, else weight decay or a smaller model (`--rnn cudnn` has no dropout). An lr cut below the run's `--min-lr` cuts that
-too (lstm-train refuses a min_lr above the lr).
+Remedies are lstm-train flags with values: exploding → `--clip-norm 1.0` (or, with clipping on, lr / 10; for
+growth through time, `--window` cut to the steps over which it stays under 10×, `EXPLODE_WINDOW_GROWTH`, where
+the dataset reads `--window`: the digits' 8 steps are fixed); lr_too_high → lr / 10; lr_too_low → the larger of
+10× the lr and the lr that gives travel 10 (`LR_LOW_TARGET_TRAVEL`); in a run shorter than `MIN_JUDGED_STEPS`
+(lr_too_low and underfitting) → `--epochs` enough for that many steps; vanishing → `--window` cut to the steps
+whose share stays above 1e-6 (lr / 10 when not even one step back keeps it, or when the dataset fixes the
+sequence, as the digits do: saturated gates), and one layer fewer for a stacked model (`--dropout 0` too when one
+is left); unscaled → drop `--no-scale`; underfitting → twice the hidden size, at least 32 (`UNDERFIT_MIN_HIDDEN`);
+overfitting → a larger training split when it is under half the data (`OVERFIT_SMALL_SPLIT`), else stop at the
+best epoch with dropout for a stacked model, else weight decay or a smaller model (`--rnn cudnn` has no dropout).
+An lr cut below the run's `--min-lr` cuts that too. Every remedy is a command line lstm-train accepts for the
+run's dataset and backend (`tests/test_diagnosis_remedies.py`).
 
 Precedence. Unscaled data is a root cause: large raw inputs saturate the gates (vanishing gradients), large
 raw targets inflate the loss and the gradient (exploding gradients, clip factor tiny) and make any lr wrong
@@ -68,6 +70,7 @@ from typing import Any
 import numpy as np
 
 from lstm_core import run_records
+from lstm_core.config import DATASET_SETTINGS
 from lstm_core.number_text import flag_value, num, times
 from lstm_core.run_records import RunRecords, Settings
 
@@ -443,6 +446,15 @@ def _too_short(records: RunRecords) -> tuple[str, str] | None:
     )
 
 
+def _fixed_sequence(settings: Settings, steps: int) -> str | None:
+    """Why no --window cuts the run's sequence of `steps` (T), as a remedy says it, where its dataset does not read
+    the window (config.DATASET_SETTINGS: the digits' 8 rows are their steps); None where --window sets T, or where
+    the records name no dataset (a plain loop's: the flag stands for the loop's own window)."""
+    if settings.dataset is None or "window" in DATASET_SETTINGS[settings.dataset]:
+        return None
+    return f"dataset {settings.dataset!r} fixes the sequence at {steps} steps, no window to cut"
+
+
 def _lower_lr(settings: Settings) -> str:
     """The flags that cut the learning rate tenfold: --lr, and --min-lr cut as much where the run's plateau floor
     would lie above the new lr, which lstm-train refuses (min_lr must not exceed lr)."""
@@ -500,7 +512,10 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
             + _lower_lr(settings)
         )
     flow_grows = x["flow_growth"] >= EXPLODE_FLOW_GROWTH
-    if flow_grows:
+    fixed = _fixed_sequence(settings, records.grad_flow.norms.shape[1]) if flow_grows else None
+    if fixed:  # no window to cut: the remedies for a gradient too large, whatever its cause
+        remedy += f"; {fixed}"
+    elif flow_grows:
         # truncate what backpropagation crosses to the steps over which the growth stays below the limit
         window = max(2, x["flow_growth_reach"])
         remedy = f"--window {window}" + (
@@ -764,14 +779,17 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
     # rounding floor; a window that long lets them (the adding problem learns at T = 50, not at T = 200). T is
     # the sequence the run recorded (grad_flow.csv's t0 .. t{T-1}), not config.json's window: the digits' 8 rows
     # are their steps whatever the window says (20, the default they ignore).
-    remedy = f"--window {max(2, min(usable_reach, T - 1))}"
-    if usable_reach < 2:  # not even one step back: saturated gates (weights too large), not a long window
+    saturated = usable_reach < 2  # not even one step back: saturated gates (weights too large), not a long window
+    if saturated:
         evidence += "; nothing flows back past the last step: the gates are saturated"
-        remedy = _lower_lr(settings)
+    fixed = None if saturated else _fixed_sequence(settings, T)
+    remedy = _lower_lr(settings) if saturated or fixed else f"--window {max(2, min(usable_reach, T - 1))}"
     if settings.num_layers > 1:
         remedy += f" and --num-layers {settings.num_layers - 1}"
         if settings.num_layers == 2 and settings.dropout > 0:  # lstm-train refuses dropout without a layer after
             remedy += " --dropout 0 (one layer has no dropout between layers)"
+    if fixed:
+        remedy += f"; {fixed}: a gradient that fades within so few steps points to saturated gates"
     high = np.isfinite(loss_ratio) and loss_ratio >= HIGH_LOSS_RATIO
     if ratio < VANISH_RATIO and high:
         return _finding("vanishing_gradients", "found", evidence, remedy, **numbers)

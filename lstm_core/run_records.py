@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lstm_core.config import BACKENDS
+from lstm_core.config import BACKENDS, DATASETS
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
 from lstm_core.textfile import parse_json, read_csv_rows, read_mapping
 
@@ -49,6 +49,7 @@ class Settings:
     clipping: bool  # config.json's clipping.enabled; unrecorded: whether clipping scaled some step's gradient
     max_norm: float  # the clipping threshold; 1.0 with clipping off (the value a remedy writes)
     epochs: int  # as configured; unrecorded: the last recorded epoch
+    dataset: str | None  # one of config.DATASETS; None when not recorded (a plain loop's records)
     rnn: str  # the JAX trainer's recurrence, "scan" or "cudnn" (which has no dropout); unrecorded: "scan"
     features: list[str]  # the input columns' names; empty when not recorded
     train_split: float | None  # the training fraction, when the config holds three splits
@@ -385,14 +386,16 @@ def _setting(config: dict | None, key: str, default: Any, *, count: bool = False
     return default if value is None else _record_number(value, f"config.json: {key}", count=count)
 
 
-def _text_setting(config: dict | None, key: str, default: str) -> str:
-    """config.json's `section.field` as text; `default` when it is absent or null."""
+def _text_setting(config: dict | None, key: str, default: str | None, choices: tuple[str, ...] = ()) -> str | None:
+    """config.json's `section.field` as text, one of `choices` where they are given; `default` when it is absent
+    or null."""
     section, name = key.split(".")
     value = _section(config, section).get(name)
     if value is None:
         return default
-    if not isinstance(value, str):
-        raise RunRecordsError(f"config.json: {key} must be text, got {value!r}; {NOT_A_RECORD}")
+    if not isinstance(value, str) or (choices and value not in choices):
+        expected = f"one of {', '.join(choices)}" if choices else "text"
+        raise RunRecordsError(f"config.json: {key} must be {expected}, got {value!r}; {NOT_A_RECORD}")
     return value
 
 
@@ -421,6 +424,7 @@ def _read_settings(config: dict | None, steps: dict[str, np.ndarray]) -> Setting
         clipping=enabled,
         max_norm=_setting(config, "clipping.max_norm", 0.0) or 1.0,  # 0: clipping off, write 1.0 as the fix
         epochs=_setting(config, "training.epochs", None, count=True) or int(steps["epoch"].max()),
+        dataset=_text_setting(config, "data.dataset", None, DATASETS),
         rnn=_text_setting(config, "training.rnn", "scan"),
         features=features,
         train_split=train_split,

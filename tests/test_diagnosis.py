@@ -415,26 +415,38 @@ def test_vanishing_remedy_of_one_layer_fewer_drops_the_dropout_of_two(tmp_path, 
     assert f.remedy == "--window 37 and --num-layers 1 --dropout 0 (one layer has no dropout between layers)"
 
 
-def test_vanishing_remedy_cuts_the_sequence_the_run_recorded(tmp_path, rng):
-    """A digits run's config.json says window 20, the default the digits do not read; their sequences are the 8
-    rows that grad_flow.csv records. With ≥ 1e-6 of the signal left at every step (suspect), the remedy took
-    the window from config.json and asked for --window 8 (min(8, 20 - 1)), which cuts nothing."""
-    n = 500
-    loss = 0.97 * math.log(10) * rng.lognormal(0.0, 0.05, n)
-    path = write_run(
-        tmp_path / "digits",
-        loss,
-        healthy_grads(n, rng),
-        flow_ratio=1e-4,
-        T=8,
-        dataset="digits",
-        task="classification",
-        num_classes=10,
+def digits_run(path: Path, loss_to_baseline: float, rng, **kwargs) -> Path:
+    """A digits run of 500 steps whose loss stays at `loss_to_baseline` × ln(10), as lstm-train writes its records:
+    config.json says window 20, the default the digits do not read; their sequences are the 8 rows that
+    grad_flow.csv records."""
+    loss = loss_to_baseline * math.log(10) * rng.lognormal(0.0, 0.05, 500)
+    return write_run(
+        path, loss, healthy_grads(500, rng), T=8, dataset="digits", task="classification", num_classes=10, **kwargs
     )
+
+
+def test_vanishing_remedy_of_a_digits_run_cuts_no_window(tmp_path, rng):
+    """lstm-train refuses --window with the digits; the remedy was --window 8 (min(8, config.json's 20 - 1)),
+    then --window 7. With the sequence fixed, a gradient that fades within 8 steps is the saturated gates'."""
+    path = digits_run(tmp_path / "digits", 0.97, rng, flow_ratio=1e-4, num_layers=2)
     assert load_run(path).config["data"]["window"] == 20
     f = run(path).finding("vanishing_gradients")
     assert f.status == "suspect" and f.numbers["T"] == 8 and f.numbers["steps_above_1e-6"] == 8
-    assert f.remedy == "--window 7"
+    assert f.remedy == (
+        "--lr 0.001 and --num-layers 1; dataset 'digits' fixes the sequence at 8 steps, no window to cut: a "
+        "gradient that fades within so few steps points to saturated gates"
+    )
+
+
+def test_exploding_remedy_of_a_digits_run_cuts_no_window(tmp_path, rng):
+    """‖dL/dh_0‖ 1e9 × ‖dL/dh_7‖ with clipping off: the remedy for growth through time cut the window to the last
+    2 steps (--window 2 and --clip-norm 1.0), which lstm-train refuses with the digits; the clipping remains."""
+    f = run(digits_run(tmp_path / "digits", 0.95, rng, flow_ratio=1e9, clip=False)).finding("exploding_gradients")
+    assert f.status == "found" and f.numbers["flow_growth_reach"] == 1
+    assert f.remedy == (
+        "--clip-norm 1.0 (clipping is off); if it persists also --lr 0.001; dataset 'digits' fixes the sequence at "
+        "8 steps, no window to cut"
+    )
 
 
 def test_tiny_grad_flow_ratio_with_falling_loss_is_ok(tmp_path, rng):

@@ -260,6 +260,11 @@ def test_a_loss_below_zero_is_refused_not_judged(tmp_path, rng):
         ("config.json", lambda r: r["plateau"].update(min_lr="0"), "plateau.min_lr must be a number, got '0'"),
         ("config.json", lambda r: r["training"].update(epochs=2.5), "training.epochs must be a positive whole"),
         ("config.json", lambda r: r["training"].update(rnn=["cudnn"]), "training.rnn must be text, got ['cudnn']"),
+        (
+            "config.json",
+            lambda r: r["data"].update(dataset="mnist"),
+            "data.dataset must be one of sine, adding, digits, csv, got 'mnist'",
+        ),
         ("config.json", lambda r: r["data"].update(splits=["a", 0.2, 0.1]), "data.splits[0] must be a number"),
         ("config.json", lambda r: r["data"].update(features=5), "data.features must be a list of column names"),
         ("data_stats.json", lambda r: r["inputs"].update(mean="x"), "inputs.mean must be a list of numbers, got 'x'"),
