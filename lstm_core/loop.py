@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lstm_core import convert, dtype_range
+from lstm_core import convert, dtype_range, reductions
 from lstm_core import data as datasets
 from lstm_core import weights as weights_io
 from lstm_core.config import Config, ConfigError
@@ -35,12 +35,14 @@ def backend_module(backend: str):
 
 
 def test_metrics(prepared: datasets.Prepared, outputs: np.ndarray) -> dict[str, float]:
-    """Accuracy for classification; RMSE and MAE in the data's original units for regression."""
+    """Accuracy for classification; RMSE and MAE in the data's original units for regression, without overflow
+    where the errors are finite (`reductions`)."""
     y = prepared.test.y
     if prepared.task == "classification":
         return {"test_accuracy": float(np.mean(np.argmax(outputs, axis=-1) == y))}
-    errors = prepared.inverse_targets(outputs) - prepared.inverse_targets(y)  # (N, 1), original units
-    return {"test_rmse": float(np.sqrt(np.mean(errors**2))), "test_mae": float(np.mean(np.abs(errors)))}
+    with np.errstate(over="ignore"):  # an output beyond float64 in original units is an inf error, reported so
+        errors = prepared.inverse_targets(outputs) - prepared.inverse_targets(y)  # (N, 1), original units
+    return {"test_rmse": float(reductions.root_mean_square(errors)), "test_mae": float(reductions.mean(np.abs(errors)))}
 
 
 def check_model_fits_memory(config: Config, shapes: tuple[int, int, int, int], window: int) -> None:
@@ -194,7 +196,7 @@ def run_epochs(config: Config, prepared, generators, trainer, writer: RecordsWri
         lr = trainer.lr
         stats, run.stopped_nonfinite = until_nonfinite(trainer.train_epoch(batches, run.next_step), run.next_step)
         run.val_loss, _ = trainer.evaluate(prepared.val)
-        run.train_loss = float(np.mean(stats["loss"]))
+        run.train_loss = float(reductions.mean(stats["loss"]))
         run.stopped_nonfinite = run.stopped_nonfinite or not math.isfinite(run.val_loss)
         if not run.stopped_nonfinite:
             trainer.end_epoch(run.val_loss)

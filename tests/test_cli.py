@@ -2,17 +2,20 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import signal
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from sklearn.preprocessing import StandardScaler
 
-from lstm_core import cli, loop, machine, weights
+from lstm_core import cli, data, loop, machine, weights
 from lstm_core.config import DATASET_SETTINGS
 from lstm_core.records import RUN_FILES
 
@@ -239,6 +242,60 @@ def test_a_non_finite_loss_stops_at_once_keeps_finite_weights_and_diagnoses(back
     assert min(np.abs(value).max() for value in saved.values()) > 1e29  # step 1's, not the initial ones (~0.35)
     assert not (out / "grad_flow.csv").exists()  # step 10's probe came after the stop: dropped with its step
     assert "Cause found: lr_too_high" in capsys.readouterr().out
+
+
+def huge_series(path: Path) -> np.ndarray:
+    """A CSV file of 270 rows: a feature of size 1 and a target of 1e153 (1% wiggle), 6e153 in the last 41 rows, the
+    test split (with --window 2, its 39 windows' targets are rows 231 to 269). Returns the target column."""
+    rows = np.arange(270)
+    target = np.where(rows < 229, 1e153, 6e153) * (1 + 0.01 * np.sin(rows / 3))
+    lines = [f"{math.sin(i / 5)!r},{y!r}" for i, y in enumerate(target.tolist())]
+    path.write_text("f,y\n" + "\n".join(lines) + "\n")
+    return target
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_losses_and_errors_near_float64s_max_are_averaged_without_overflow(backend, tmp_path, capsys):
+    """Unscaled targets of 1e153, one per step: 187 finite losses of ~1e306 sum past float64's max. The epoch's
+    train loss read inf, the test RMSE too (squares of 6e153), each with a numpy RuntimeWarning on stderr (pytest
+    makes it an error here); the run is healthy as far as its numbers go, and ends with 0."""
+    target = huge_series(tmp_path / "huge.csv")
+    data = [
+        "--dataset",
+        "csv",
+        "--csv",
+        str(tmp_path / "huge.csv"),
+        "--features",
+        "f",
+        "--target",
+        "y",
+        "--window",
+        "2",
+    ]
+    flags = ["--hidden-size", "4", "--no-scale", "--dtype", "float64", "--batch-size", "1", "--epochs", "1", "--quiet"]
+    out = tmp_path / backend
+    assert cli.main(["--backend", backend, *data, *flags, "--out", str(out)]) == 0
+    losses = [Fraction(row["loss"]) for row in read_csv(out / "steps.csv")]
+    assert len(losses) == 187 and sum(losses) > Fraction(sys.float_info.max)
+    # 1e-14: 187 divisions and numpy's pairwise sum, each rounding once, against the exactly rounded mean
+    train_loss = float(read_csv(out / "epochs.csv")[0]["train_loss"])
+    assert train_loss == pytest.approx(float(sum(losses) / len(losses)), rel=1e-14)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_nonfinite"] is False and summary["final_train_loss"] == train_loss
+    # the errors are the test targets to 1e-150 (the model's outputs are O(1)); 1e-14: the rescaled RMS rounds
+    # its 39 divisions, the mean and the square root once each
+    tests = [Fraction(y) for y in target[231:].tolist()]
+    assert summary["test_rmse"] == pytest.approx(math.sqrt(sum(y * y for y in tests) / len(tests)), rel=1e-14)
+    assert summary["test_mae"] == pytest.approx(float(sum(tests) / len(tests)), rel=1e-14)
+
+
+def test_test_errors_beyond_float64_in_original_units_are_inf_without_a_warning():
+    """Scaled outputs of ±1e307 with a target scale of 100 are ±1e309 in original units, beyond float64: the test
+    RMSE and MAE are inf, as they are, without sklearn's RuntimeWarning (overflow in its multiply)."""
+    scaler = StandardScaler().fit(np.array([[-100.0], [100.0]]))  # mean 0, scale 100
+    split = data.Split(x=np.zeros((2, 1, 1)), y=np.zeros((2, 1)))
+    prepared = data.Prepared(split, split, split, "regression", 1, None, scaler, {})
+    assert loop.test_metrics(prepared, np.array([[1e307], [-1e307]])) == {"test_rmse": math.inf, "test_mae": math.inf}
 
 
 def test_an_unusable_out_is_refused_before_training(tmp_path, capsys):
