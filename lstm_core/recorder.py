@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lstm_core import reductions
 from lstm_core.config import TORCH_CLIP_EPS
 from lstm_core.data import column_stats
 from lstm_core.records import RecordsWriter
@@ -197,7 +198,9 @@ class RunRecorder:
         losses = np.asarray(self._fetch(self._losses), dtype=np.float64)  # (S,)
         tensor_norms = np.asarray(self._fetch(self._norms), dtype=np.float64)  # (S, P)
         lrs = np.asarray(self._fetch(self._lrs), dtype=np.float64)  # (S,)
-        grad_norm = np.sqrt(np.sum(tensor_norms**2, axis=1))  # the global L2 norm, as clip_grad_norm_ takes it
+        # the global L2 norm, as clip_grad_norm_ takes it, but without overflow: where torch's (and optax's) float64
+        # sum of squares passes 1.8e308 they clip by 0; the factor recorded is the vanishing one the norm gives
+        grad_norm = reductions.l2_norms(tensor_norms)
         steps = np.arange(self.next_step, self.next_step + len(losses))
         columns = {
             "step": steps,
@@ -211,7 +214,7 @@ class RunRecorder:
         self.writer.write_steps(columns)
         if self._flow:
             self.writer.write_grad_flow(np.asarray(self._flow_steps), self._fetch(self._flow))  # (S', L, T)
-        self.train_loss, self.val_loss = float(np.mean(losses)), float(val_loss)
+        self.train_loss, self.val_loss = float(reductions.mean(losses)), float(val_loss)
         now = time.perf_counter()
         self.writer.write_epoch(
             epoch=self.epoch,

@@ -1,12 +1,13 @@
-"""Means and root mean squares of values that may lie near their dtype's largest (float64's 1.8e308, float32's
-3.4e38): lstm-train's epoch train losses and test errors.
+"""Means, root mean squares and L2 norms of values that may lie near their dtype's largest (float64's 1.8e308,
+float32's 3.4e38): lstm-train's epoch train losses and test errors, the plain-loop recorders' train losses and
+global gradient norms.
 
 numpy sums before it divides, and squares before it sums: finite values whose sum or squares pass the largest
 value give inf, with a RuntimeWarning on stderr (an epoch of losses of 1e306, errors of 6e153). Each function here
 returns numpy's own result, bit for bit, wherever that is finite or an input is not; only where finite inputs
-overflowed does it rescale (the mean of values / N; the RMS of values / max|values|, times max|values|). That
-result is within a few units in the last place of the exact value (each division, the sum and the square root
-round once), and is inf only where the quantity itself lies beyond the dtype.
+overflowed does it rescale (the mean of values / N; the RMS or norm of values / max|values|, times max|values|).
+That result is within a few units in the last place of the exact value (each division, the sum and the square
+root round once), and is inf only where the quantity itself lies beyond the dtype.
 """
 
 from __future__ import annotations
@@ -37,3 +38,17 @@ def root_mean_square(values: np.ndarray) -> np.floating:
         return result
     largest = np.max(np.abs(values))
     return largest * np.sqrt(np.mean((values / largest) ** 2))  # at most `largest`: it cannot overflow
+
+
+def l2_norms(rows: np.ndarray) -> np.ndarray:
+    """sqrt(sum(rows**2, axis=1)) of `rows` (S, P) -> (S,), e.g. each step's global gradient norm from its P
+    per-tensor norms."""
+    rows = np.asarray(rows)
+    with np.errstate(over="ignore"):
+        norms = np.sqrt(np.sum(rows**2, axis=1))
+    redo = _overflowed(norms, rows, axis=1)
+    if redo.any():
+        largest = np.max(np.abs(rows[redo]), axis=1)  # > 0: squares of zeros do not overflow
+        with np.errstate(over="ignore"):  # up to √P × largest: beyond the dtype only where the norm itself is
+            norms[redo] = largest * np.sqrt(np.sum((rows[redo] / largest[:, None]) ** 2, axis=1))
+    return norms

@@ -79,6 +79,20 @@ def test_run_recorder_rejects_bad_settings(tmp_path, kwargs, message):
         RunRecorder(tmp_path, ["w"], np.asarray, **settings)
 
 
+def test_losses_and_gradient_norms_near_float64s_max_are_recorded_without_overflow(tmp_path):
+    """Two steps of a loop blowing up: losses of 1.5e308 and 1e308 summed to inf in the epoch's mean (and the
+    recorder said it stopped on a non-finite loss), per-tensor norms of 3·2**600 and 4·2**600 squared past
+    float64's max into an inf global norm, each with a numpy RuntimeWarning (pytest makes it an error here)."""
+    recorder = RunRecorder(tmp_path, ["w", "b"], np.asarray, backend="torch", lr=0.01, hidden_size=8, max_norm=1.0)
+    recorder._add_step(1.5e308, np.array([3 * 2.0**600, 4 * 2.0**600]))
+    recorder._add_step(1e308, np.array([3.0, 4.0]))
+    assert recorder.end_epoch(1.0)["train_loss"] == 1.25e308  # halves, exact in float64, sum exactly
+    records = load_run(tmp_path)
+    np.testing.assert_array_equal(records.grad_norm, [5 * 2.0**600, 5.0])  # powers of two: exact
+    np.testing.assert_array_equal(records.clip_factor, [1 / (5 * 2.0**600 + 1e-6), 1 / (5.0 + 1e-6)])
+    assert recorder.close()["stopped_nonfinite"] is False
+
+
 def test_end_epoch_needs_a_step(tmp_path):
     recorder = RunRecorder(tmp_path, ["w"], np.asarray, backend="torch", lr=0.01, hidden_size=8)
     with pytest.raises(ValueError, match="end_epoch\\(\\) before any step"):

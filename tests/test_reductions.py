@@ -38,3 +38,15 @@ def test_root_mean_square_of_errors_whose_squares_overflow():
     errors = np.array([[3 * 2.0**600], [-3 * 2.0**600]])  # squares 9 × 2**1200: beyond float64's 2**1024
     assert reductions.root_mean_square(errors) == 3 * 2.0**600  # powers of two: every step exact
     assert reductions.root_mean_square(np.array([1e308, np.inf])) == np.inf
+
+
+def test_l2_norms_of_ordinary_rows_are_numpys_own_bit_for_bit(rng):
+    rows = rng.lognormal(0.0, 3.0, (50, 6))
+    np.testing.assert_array_equal(reductions.l2_norms(rows), np.sqrt(np.sum(rows**2, axis=1)))
+
+
+def test_l2_norms_of_rows_whose_squares_overflow():
+    """Per row: an ordinary one, one whose squares pass float64's max (3·2**600, 4·2**600: exactly 5·2**600,
+    powers of two keeping every step exact), one whose norm itself lies beyond it, and one holding an inf."""
+    rows = np.array([[3.0, 4.0], [3 * 2.0**600, 4 * 2.0**600], [1.5e308, 1.5e308], [np.inf, 1.0]])
+    np.testing.assert_array_equal(reductions.l2_norms(rows), [5.0, 5 * 2.0**600, np.inf, np.inf])
