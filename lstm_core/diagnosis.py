@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from lstm_core import run_records
+from lstm_core import reductions, run_records
 from lstm_core.config import DATASET_SETTINGS
 from lstm_core.number_text import flag_value, num, times
 from lstm_core.run_records import RunRecords, Settings
@@ -248,15 +248,6 @@ class Diagnosis:
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-def _median(values: np.ndarray, axis: int | None = None, *, skip_nan: bool = False) -> Any:
-    """np.median (np.nanmedian with `skip_nan`) of losses or norms that may lie near float64's max (1.8e308):
-    numpy averages the two middle values of an even count, and two above 9e307 sum to inf, with a
-    RuntimeWarning. Halving first keeps that sum finite and changes no result down to 4.5e-308: halving and
-    doubling are exact there, and rounding commutes with them (below it, a subnormal may lose its last bit)."""
-    median = np.nanmedian if skip_nan else np.median
-    return 2 * median(np.asarray(values) / 2, axis=axis)
-
-
 def _ratio(numerator: Any, denominator: Any) -> Any:
     """numerator / denominator (scalars or arrays) where a quotient beyond float64's max is inf, quietly: a
     loss near 1e308 over one near 1 is a ratio the rules judge as the huge one it is (`times` words it "more
@@ -270,7 +261,7 @@ def _curve(records: RunRecords) -> np.ndarray:
     points = min(CURVE_POINTS, len(losses) // CURVE_MIN_CHUNK)
     if points < 1:
         return losses.copy()
-    return np.array([_median(chunk) for chunk in np.array_split(losses, points)])
+    return np.array([reductions.median(chunk) for chunk in np.array_split(losses, points)])
 
 
 def _baseline(records: RunRecords) -> tuple[float, str]:
@@ -307,13 +298,13 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
     for i in range(SPIKE_MIN_HISTORY, min(n, SPIKE_WINDOW)):
         history = g[:i][np.isfinite(g[:i])]
         if len(history) >= SPIKE_MIN_HISTORY:
-            reference[i] = _median(history)
+            reference[i] = reductions.median(history)
     if n > SPIKE_WINDOW:
         windows = np.lib.stride_tricks.sliding_window_view(g[:-1], SPIKE_WINDOW)  # windows[k] = g[k:k+W]
         counts = np.sum(np.isfinite(windows), axis=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-nan windows -> nan, masked below
-            medians = _median(windows, axis=1, skip_nan=True)
+            medians = reductions.median(windows, axis=1, skip_nan=True)
         reference[SPIKE_WINDOW:] = np.where(counts >= SPIKE_MIN_HISTORY, medians, np.nan)
     valid = np.isfinite(reference) & np.isfinite(g)
     ratios = np.where(valid, _ratio(g, np.where(valid, reference, 1.0)), 0.0)
@@ -346,7 +337,7 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
     # the loss is not decreasing: suspect only
     before = records.loss[max(0, spike_i - EXPLODE_DAMAGE_WINDOW) : spike_i]
     before = before[np.isfinite(before)]
-    recovered = bool(jumped and before.size and final <= _median(before))
+    recovered = bool(jumped and before.size and final <= reductions.median(before))
     high = bool(loss_bad is None and baseline > 0 and final >= HIGH_LOSS_RATIO * baseline)
     weak_fit = bool(loss_bad is None and baseline > 0 and final >= UNDERFIT_SUSPECT_RATIO * baseline)
     # an unclipped spike lands in Adam's second moment and shrinks every later update for ~1/(1 - beta2) =
@@ -366,7 +357,7 @@ def _explosion(records: RunRecords) -> dict[str, Any]:
         "spike_step": int(records.step[spike_i]) if n else None,
         "spike_grad_norm": float(records.grad_norm[spike_i]) if n else math.nan,
         "spike_reference": float(reference[spike_i]) if n and valid[spike_i] else math.nan,
-        "median_grad_norm": float(_median(finite_g)) if finite_g.size else math.nan,
+        "median_grad_norm": float(reductions.median(finite_g)) if finite_g.size else math.nan,
         "max_grad_norm": float(np.max(finite_g)) if finite_g.size else math.nan,
         "first_nonfinite_loss_step": int(records.step[loss_bad]) if loss_bad is not None else None,
         "first_nonfinite_loss_index": loss_bad,
@@ -406,7 +397,7 @@ def _flow_profiles(records: RunRecords) -> dict[int, np.ndarray]:
     for layer in np.unique(flow.layer):
         rows = usable & (flow.layer == layer)
         if np.any(rows):
-            profiles[int(layer)] = _median(_ratio(flow.norms[rows], last[rows, None]), axis=0)
+            profiles[int(layer)] = reductions.median(_ratio(flow.norms[rows], last[rows, None]), axis=0)
     return profiles
 
 
@@ -427,9 +418,12 @@ def _loss_jump(loss: np.ndarray, i: int) -> tuple[float, float]:
     before = loss[max(0, i - EXPLODE_DAMAGE_WINDOW) : i]
     after = loss[i + 1 : i + 1 + EXPLODE_DAMAGE_WINDOW]
     before, after = before[np.isfinite(before)], after[np.isfinite(after)]
-    if not before.size or not after.size or _median(before) <= 0:
+    if not before.size or not after.size:
         return math.nan, math.nan
-    return float(_ratio(_median(after), _median(before))), float(_median(after) - _median(before))
+    median_before, median_after = reductions.median(before), reductions.median(after)
+    if median_before <= 0:
+        return math.nan, math.nan
+    return float(_ratio(median_after, median_before)), float(median_after - median_before)
 
 
 def _too_short(records: RunRecords) -> tuple[str, str] | None:

@@ -1,6 +1,6 @@
 """Means, root mean squares and L2 norms of values that may lie near their dtype's largest (float64's 1.8e308,
 float32's 3.4e38): lstm-train's epoch train losses and test errors, the plain-loop recorders' train losses and
-global gradient norms.
+global gradient norms, the doctor's medians of losses and norms.
 
 numpy sums before it divides, and squares before it sums: finite values whose sum or squares pass the largest
 value give inf, with a RuntimeWarning on stderr (an epoch of losses of 1e306, errors of 6e153). Each function here
@@ -52,3 +52,11 @@ def l2_norms(rows: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):  # up to √P × largest: beyond the dtype only where the norm itself is
             norms[redo] = largest * np.sqrt(np.sum((rows[redo] / largest[:, None]) ** 2, axis=1))
     return norms
+
+
+def median(values: np.ndarray, axis: int | None = None, *, skip_nan: bool = False) -> np.floating | np.ndarray:
+    """np.median (np.nanmedian with `skip_nan`) over `axis`: numpy averages the two middle values of an even count,
+    and two above half the dtype's largest sum to inf, with a RuntimeWarning. Halving first keeps that sum finite
+    and changes no result down to 4.5e-308 (float64): halving and doubling are exact there, and rounding commutes
+    with them (below it, a subnormal may lose its last bit)."""
+    return 2 * (np.nanmedian if skip_nan else np.median)(np.asarray(values) / 2, axis=axis)

@@ -50,3 +50,11 @@ def test_l2_norms_of_rows_whose_squares_overflow():
     powers of two keeping every step exact), one whose norm itself lies beyond it, and one holding an inf."""
     rows = np.array([[3.0, 4.0], [3 * 2.0**600, 4 * 2.0**600], [1.5e308, 1.5e308], [np.inf, 1.0]])
     np.testing.assert_array_equal(reductions.l2_norms(rows), [5.0, 5 * 2.0**600, np.inf, np.inf])
+
+
+def test_median_is_numpys_own_and_its_middle_pair_does_not_overflow(rng):
+    values = rng.lognormal(0.0, 2.0, (6, 1000))
+    assert np.array_equal(reductions.median(values, axis=1), np.median(values, axis=1))  # halving is exact
+    values[0, 3] = np.nan
+    assert np.array_equal(reductions.median(values, axis=1, skip_nan=True), np.nanmedian(values, axis=1))
+    assert reductions.median(np.array([1.5e308, 1e308])) == 1.25e308  # np.median: inf, with a RuntimeWarning
