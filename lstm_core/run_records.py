@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lstm_core.config import BACKENDS, DATASETS
+from lstm_core.config import BACKENDS, CLASSIFICATION_DATASETS, DATASETS
 from lstm_core.records import EPOCH_FIELDS, STEP_FIELDS
 from lstm_core.textfile import parse_json, read_csv_rows, read_mapping
 
@@ -350,7 +350,8 @@ def task(records: RunRecords) -> str:
     head = _section(records.config, "model").get("head")
     if head in ("regression", "classification"):
         return head
-    if _section(records.config, "data").get("dataset") == "digits" or (records.summary or {}).get("num_classes"):
+    dataset = _section(records.config, "data").get("dataset")
+    if dataset in CLASSIFICATION_DATASETS or (records.summary or {}).get("num_classes"):
         return "classification"
     return "regression"
 
