@@ -36,7 +36,8 @@ sequence, as the digits do: saturated gates), and one layer fewer for a stacked 
 is left); unscaled → drop `--no-scale`; underfitting → twice the hidden size, at least 32 (`UNDERFIT_MIN_HIDDEN`);
 overfitting → a larger training split when it is under half the data (`OVERFIT_SMALL_SPLIT`), else stop at the
 best epoch with dropout for a stacked model, else weight decay or a smaller model (`--rnn cudnn` has no dropout).
-An lr cut below the run's `--min-lr` cuts that too. Every remedy is a command line lstm-train accepts for the
+An lr cut below the run's `--min-lr` cuts that too; a new hidden size or layer count drops `--init-from` (a run's
+weights fix the shape of the model they start). Every remedy is a command line lstm-train accepts for the
 run's dataset and backend (`tests/test_diagnosis_remedies.py`).
 
 Precedence. Unscaled data is a root cause: large raw inputs saturate the gates (vanishing gradients), large
@@ -459,6 +460,12 @@ def _lower_lr(settings: Settings) -> str:
     return f"--lr {lr} and --min-lr {flag_value(settings.min_lr / 10)}"
 
 
+def _new_shape(settings: Settings) -> str:
+    """What a remedy that changes the model's shape (--hidden-size, --num-layers) adds for a run started from
+    another's weights: lstm-train refuses to start a model of one shape from weights of another."""
+    return " (a fresh start: drop --init-from, whose weights have the old shape)" if settings.init_from else ""
+
+
 def _finding(cause, status, evidence, remedy="", **numbers) -> Finding:
     return Finding(cause=cause, status=status, evidence=evidence, remedy=remedy, numbers=numbers)
 
@@ -782,6 +789,7 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
         remedy += f" and --num-layers {settings.num_layers - 1}"
         if settings.num_layers == 2 and settings.dropout > 0:  # lstm-train refuses dropout without a layer after
             remedy += " --dropout 0 (one layer has no dropout between layers)"
+        remedy += _new_shape(settings)
     if fixed:
         remedy += f"; {fixed}: a gradient that fades within so few steps points to saturated gates"
     high = np.isfinite(loss_ratio) and loss_ratio >= HIGH_LOSS_RATIO
@@ -879,6 +887,7 @@ def check_underfitting(records: RunRecords) -> Finding:
     remedy = f"--hidden-size {max(2 * settings.hidden_size, UNDERFIT_MIN_HIDDEN)}"
     if settings.num_layers == 1:
         remedy += " or --num-layers 2"
+    remedy += _new_shape(settings)
     if still_falling:
         evidence += f"; the loss was still falling (≥ {UNDERFIT_STILL_FALLING:.0%} over the last quarter)"
         remedy = f"--epochs {2 * int(settings.epochs)}, then {remedy}"

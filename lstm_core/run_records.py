@@ -51,6 +51,7 @@ class Settings:
     epochs: int  # as configured; unrecorded: the last recorded epoch
     dataset: str | None  # one of config.DATASETS; None when not recorded (a plain loop's records)
     rnn: str  # the JAX trainer's recurrence, "scan" or "cudnn" (which has no dropout); unrecorded: "scan"
+    init_from: bool  # started from another run's weights (--init-from), which fix the model's shape
     features: list[str]  # the input columns' names; empty when not recorded
     train_split: float | None  # the training fraction, when the config holds three splits
 
@@ -427,6 +428,7 @@ def _read_settings(config: dict | None, steps: dict[str, np.ndarray]) -> Setting
         epochs=_setting(config, "training.epochs", None, count=True) or int(steps["epoch"].max()),
         dataset=_text_setting(config, "data.dataset", None, DATASETS),
         rnn=_text_setting(config, "training.rnn", "scan"),
+        init_from=bool(_text_setting(config, "training.init_from", None)),
         features=features,
         train_split=train_split,
     )

@@ -1,7 +1,8 @@
 """Every remedy lstm-doctor prescribes is a command line lstm-train accepts: on synthetic runs of every dataset,
 both backends and the settings a remedy must respect (two layers with dropout, clipping off, a plateau floor at
-the lr, the JAX trainer's cuDNN recurrence), each rule's prescription, its flags after the run's own, passes
-lstm-train's parser and `config.validate` (`cli.config_from_args`, as lstm-train reads its command line)."""
+the lr, a start from another run's weights, the JAX trainer's cuDNN recurrence), each rule's prescription, its
+flags after the run's own, passes lstm-train's parser and `config.validate` (`cli.config_from_args`, as lstm-train
+reads its command line), and changes no model shape that --init-from's weights fix."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ RUN_SETTINGS = [
             ("two layers with dropout", ("--num-layers", "2", "--dropout", "0.2")),
             ("clipping off", ("--clip-norm", "0")),
             ("plateau floor at the lr", ("--min-lr", "{lr}")),
+            ("two layers, from another run's weights", ("--num-layers", "2", "--init-from", "runs/base")),
         )
     ),
     ("jax", "cudnn, two layers", ("--rnn", "cudnn", "--num-layers", "2")),
@@ -114,6 +116,19 @@ def prescribed(remedy: str) -> tuple[list[str], set[str]]:
     return added, dropped
 
 
+def without(argv: list[str], dropped: set[str]) -> list[str]:
+    """`argv` less the `dropped` flags, each with the value that follows it, if any ("--init-from RUN_DIR")."""
+    kept: list[str] = []
+    after_dropped = False
+    for token in argv:
+        if token in dropped or (after_dropped and not token.startswith("--")):
+            after_dropped = token in dropped
+            continue
+        after_dropped = False
+        kept.append(token)
+    return kept
+
+
 def write_scenario(path, dataset, argv, records, flow_ratio, rng):
     """The scenario's records for the run lstm-train would make of `argv`, with that run's own config.json."""
     config = cli.config_from_args(cli.build_parser().parse_args(argv))
@@ -164,8 +179,11 @@ def test_every_prescription_is_a_command_line_lstm_train_accepts(
             if not finding.remedy:
                 continue
             added, dropped = prescribed(finding.remedy)
-            remedied = [flag for flag in argv if flag not in dropped] + added
+            remedied = without(argv, dropped) + added
             try:
-                cli.config_from_args(cli.build_parser().parse_args(remedied))
+                config = cli.config_from_args(cli.build_parser().parse_args(remedied))
             except (ConfigError, SystemExit) as error:  # SystemExit: argparse refused a flag or its value
                 pytest.fail(f"{name}: {finding.cause}'s remedy {finding.remedy!r} makes {remedied} refused: {error}")
+            # lstm-train refuses, when it starts, weights of another shape than the model's (not `validate`)
+            reshaped = {"--hidden-size", "--num-layers"} & set(added)
+            assert not (reshaped and config.training.init_from), (name, finding.remedy)
