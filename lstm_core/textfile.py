@@ -102,7 +102,8 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as error:
-        ends = ", where the text ends" if error.pos >= len(text.rstrip()) else ""
+        # JSON's whitespace only: str.rstrip's own (a form feed, a no-break space) is text the parser stops at
+        ends = ", where the text ends" if error.pos >= len(text.rstrip(" \t\n\r")) else ""
         raise FileContentError(
             f"is not valid JSON: {error.msg} (at line {error.lineno}, column {error.colno}{ends})"
         ) from None
