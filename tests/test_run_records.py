@@ -398,3 +398,58 @@ def test_values_a_diverged_run_or_a_warm_up_writes_are_read(tmp_path, rng):
     assert records.clip_factor[44] == 0.0 and np.isnan(records.clip_factor[45])
     assert records.lr[0] == 0.0 and records.lr[1] == 0.01
     assert records.grad_flow is not None and np.all(np.isnan(records.grad_flow.norms[-1]))  # the probe at step 50
+
+
+def test_of_two_values_no_run_writes_the_first_is_named(tmp_path, rng):
+    """Two hand edits, a negative grad norm on line 9 and one on line 4: the refusal names line 4."""
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    edit_csv(path, "steps.csv", 9, "grad_norm", "-2.5")
+    edit_csv(path, "steps.csv", 4, "grad_norm", "-0.5")
+    with pytest.raises(RunRecordsError) as error:
+        load_run(path)
+    assert str(error.value) == f"steps.csv line 4, column 'grad_norm': '-0.5' {NEGATIVE_NORM}; {EDITED}"
+
+
+def test_of_two_losses_below_zero_the_first_is_named(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    edit_csv(path, "steps.csv", 11, "loss", "-2.5")
+    edit_csv(path, "steps.csv", 5, "loss", "-0.5")
+    with pytest.raises(RunRecordsError, match=re.escape("steps.csv line 5: the loss is -0.5, below 0; the doctor")):
+        load_run(path)
+
+
+def test_a_refused_value_is_quoted_without_the_spaces_around_it(tmp_path, rng):
+    """A spreadsheet may pad a field (' -0.5 '); the value reads as -0.5 and is named as such."""
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    edit_csv(path, "steps.csv", 4, "grad_norm", " -0.5 ")
+    with pytest.raises(RunRecordsError) as error:
+        load_run(path)
+    assert str(error.value) == f"steps.csv line 4, column 'grad_norm': '-0.5' {NEGATIVE_NORM}; {EDITED}"
+
+
+def test_norms_of_exactly_zero_are_read(tmp_path, rng):
+    """A gradient of exactly 0 (a parameter the loss does not reach, a probe at a saturated gate) is a norm a
+    run writes: only norms below 0 are refused."""
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    edit_csv(path, "steps.csv", 4, "grad_norm", "0.0")
+    edit_csv(path, "steps.csv", 4, "grad_norm:head.bias", "0.0")
+    edit_csv(path, "grad_flow.csv", 2, "t0", "0.0")
+    records = load_run(path)
+    assert records.grad_norm[2] == records.param_grad_norms["head.bias"][2] == 0.0
+    assert records.grad_flow is not None and records.grad_flow.norms[0, 0] == 0.0
+
+
+def test_an_epoch_train_loss_below_zero_is_refused_as_the_val_loss_is(tmp_path, rng):
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    edit_csv(path, "epochs.csv", 2, "train_loss", "-0.2")
+    with pytest.raises(RunRecordsError, match=re.escape("epochs.csv line 2: the train_loss is -0.2, below 0; the")):
+        load_run(path)
+
+
+def test_every_time_step_of_grad_flow_is_checked_up_to_the_last(tmp_path, rng):
+    """write_run's grad_flow.csv has T = 20 columns t0 ... t19: a negative norm in the last one is refused too."""
+    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
+    edit_csv(path, "grad_flow.csv", 3, "t19", "-0.2")
+    with pytest.raises(RunRecordsError) as error:
+        load_run(path)
+    assert str(error.value) == f"grad_flow.csv line 3, column 't19': '-0.2' {NEGATIVE_NORM}; {EDITED}"
