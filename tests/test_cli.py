@@ -423,3 +423,9 @@ def test_an_allocation_beyond_the_machine_is_one_line(tmp_path, monkeypatch, cap
         "lstm-train: error: out of memory (Unable to allocate 298. GiB for an array with shape (400000, 100000)); "
         "reduce --hidden-size, --num-layers or --batch-size, or the data (--num-samples, --window)\n"
     )
+
+
+def test_backend_choices_are_the_configs_backends():
+    """--backend offers config.BACKENDS, no more: a choice validate refuses would pass argparse."""
+    text = " ".join(cli.build_parser().format_help().split())
+    assert "--backend {torch,jax}" in text

@@ -385,3 +385,35 @@ def test_the_backends_are_spelled_out_once():
     pattern = re.compile(r"""[(\[]\s*["']torch["'],\s*["']jax["']\s*[)\]]""")
     assert sorted(path.name for path in package.glob("*.py") if pattern.search(path.read_text())) == ["config.py"]
     assert config_module.BACKENDS == ("torch", "jax")
+
+
+def test_settings_of_one_dataset_refused_together_are_called_them():
+    """csv and target both read by the csv dataset only: one clause, one fix, the fix's pronoun counting the
+    settings (two), not the clauses (one)."""
+    with pytest.raises(ConfigError) as error:
+        from_dict({"data": {"dataset": "digits", "csv": "a.csv", "target": "y"}})
+    assert str(error.value) == "csv, target apply to dataset 'csv', not 'digits'; add --dataset csv, or drop them"
+
+
+def test_backward_is_refused_with_the_cudnn_recurrence():
+    """cuDNN's kernel computes the gradient itself: --backward autodiff chose nothing but the start-up check's
+    path, as --remat and --unroll would."""
+    with pytest.raises(ConfigError) as error:
+        from_dict({"backend": "jax", "training": {"rnn": "cudnn", "backward": "autodiff"}})
+    assert str(error.value) == (
+        "backward applies to the scan recurrence; cuDNN's kernel computes the gradient (drop --backward)"
+    )
+    assert from_dict({"backend": "jax", "training": {"rnn": "cudnn"}}).training.backward == "custom"
+
+
+def test_a_yaml_error_without_a_marked_problem_gives_its_first_line(tmp_path):
+    """PyYAML's reader refuses a control character with a ReaderError, which carries no problem mark: its message's
+    first line says what is wrong, the next only where in the "<unicode string>" it read."""
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  hidden_size: 8\x07\n")
+    with pytest.raises(ConfigError) as error:
+        load_file(path)
+    assert str(error.value) == (
+        f"config file {str(path)!r} is not valid YAML: unacceptable character #x0007: special characters are not "
+        "allowed; correct the config file"
+    )
