@@ -34,3 +34,20 @@ def test_arrays_of_one_name_are_judged_together_and_only_those_beyond_are_named(
     assert str(error.value) == (
         "the data reach beyond float32's largest value 3.4e+38 (largest magnitudes: targets inf); rescale them"
     )
+
+
+def test_float32s_largest_value_itself_fits():
+    """np.finfo("float32").max (3.4028235e38) casts to itself: only a value above it is refused."""
+    largest = float(np.finfo(np.float32).max)
+    check_fits_dtype([("inputs", np.array([-largest, largest]))], "float32", "the data", ValueError, "rescale them")
+    assert np.float32(largest) == largest
+
+
+def test_an_arrays_peak_is_kept_over_a_smaller_later_array_of_its_name():
+    """The training split's targets reach 5e38, the validation and test splits' only 1: "targets" is named at 5e38."""
+    parts = [("targets", np.array([5e38])), ("inputs", np.array([1.0])), ("targets", np.array([1.0, -0.5]))]
+    with pytest.raises(ValueError) as error:
+        check_fits_dtype(parts, "float32", "the data", ValueError, "rescale them")
+    assert str(error.value) == (
+        "the data reach beyond float32's largest value 3.4e+38 (largest magnitudes: targets 5e+38); rescale them"
+    )
