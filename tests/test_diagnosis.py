@@ -830,3 +830,81 @@ def test_largest_column_skips_a_column_without_statistics(tmp_path, rng):
     f = d.finding("unscaled_data")
     assert f.status == "found"
     assert (f.numbers["largest_column"], f.numbers["largest_magnitude"]) == ("input feature 1", 1500.0)
+
+
+def test_spike_reference_skips_a_zero_grad_norm_in_its_window(tmp_path, rng):
+    """A grad norm of exactly 0 at step 101 counts as no measurement (nan) in the 50-step windows after it: the
+    spike at step 121 is judged against the median of the other 49, not left without a reference."""
+    n = 300
+    loss, grads = healthy_loss(n, rng), healthy_grads(n, rng)
+    grads[100] = 0.0
+    others = np.delete(grads[70:120], 30)  # steps 71-120 without step 101
+    grads[120] = np.median(others) * 400
+    f = run(write_run(tmp_path / "zero-norm", loss, grads, clip=True)).finding("exploding_gradients")
+    assert f.numbers["spike_step"] == 121
+    assert f.numbers["spike_reference"] == np.median(others)  # 49 values: the middle one, halved and doubled exactly
+    # 1e-12: the rule divides the same float64 values (CSV keeps them exactly); only rounding differs
+    assert f.numbers["spike_ratio"] == pytest.approx(400, rel=1e-12)
+
+
+def test_raw_targets_of_zero_variance_give_the_initial_loss_as_baseline(tmp_path, rng):
+    """A constant target column (std 0): predicting its mean is perfect, no baseline to judge a loss by, so the
+    rules fall back to the first curve point (the median of the first 30 of 300 losses)."""
+    n = 300
+    loss = healthy_loss(n, rng)
+    targets = {"mean": [3.0], "std": [0.0], "min": [3.0], "max": [3.0]}
+    d = run(write_run(tmp_path / "r", loss, healthy_grads(n, rng), scaled=False, targets=targets))
+    assert d.context["baseline"] == np.median(loss[:30])  # the doctor's median of halves, doubled: exact here
+    assert d.context["baseline_meaning"].endswith(", the initial loss (the trivial baseline is unknown)")
+
+
+def test_a_climb_of_hundreds_of_baselines_is_worded_as_a_ratio(tmp_path, rng):
+    """The loss falls to 0.05, then climbs to 250.05 with no gradient spike: a climb of 250 baselines (scaled
+    targets, baseline 1), worded as the other ratios are ('250×', not '2.5e+02×')."""
+    n = 300
+    loss = np.concatenate([np.full(30, 1.0), np.full(120, 0.05), np.full(150, 250.05)])
+    f = run(write_run(tmp_path / "climb", loss, healthy_grads(n, rng))).finding("lr_too_high")
+    assert f.numbers["climb_to_baseline"] == pytest.approx(250.0, rel=1e-12)  # 250.05 - 0.05 rounds in float64
+    assert "its earlier low 0.05 (a climb of 250× the baseline)" in f.evidence
+
+
+def test_gradient_growth_just_below_float64s_max_is_its_own_median(tmp_path, rng):
+    """30 probes, each with ‖dL/dh_0‖ / ‖dL/dh_{T-1}‖ = 1.5e300 / 1e-8 = 1.5e308, finite: numpy's median of an
+    even count sums the two middle ratios (to inf, with a RuntimeWarning); the doctor's is the ratio itself."""
+    n = 300
+    path = write_run(tmp_path / "growth", 0.95 * rng.lognormal(0.0, 0.05, n), healthy_grads(n, rng), clip=False, T=10)
+    with (path / "grad_flow.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[1:]:
+        row[2], row[-1] = "1.5e300", "1e-8"
+    with (path / "grad_flow.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    f = run(path).finding("exploding_gradients")
+    assert len(rows) - 1 == 30 and f.numbers["flow_growth"] == 1.5e300 / 1e-8
+    assert "at t0 it is 1.5e308× its value at the last step" in f.evidence
+
+
+def test_a_loss_ending_beyond_float64s_max_times_a_small_raw_baseline_is_worded_without_a_warning(tmp_path, rng):
+    """Raw targets of std 0.1 (baseline 0.01) and a loss ending at 1.7e308: their ratio overflows, quietly, to
+    inf ('more than 1e308×'), not a RuntimeWarning on the doctor's stderr (pytest makes it an error here)."""
+    n = 300
+    loss = np.concatenate([healthy_loss(150, rng), np.full(150, 1.7e308)])
+    targets = {"mean": [0.0], "std": [0.1], "min": [-0.2], "max": [0.2]}
+    path = write_huge_run(tmp_path / "huge", loss, healthy_grads(n, rng), scaled=False, targets=targets)
+    f = run(path).finding("lr_too_high")
+    assert (
+        "the training loss ends at 1.7e308, more than 1e308× the trivial baseline 0.01, predicting the mean of the "
+        "raw targets, and above its value before the first update" in f.evidence
+    )
+
+
+def test_a_run_back_at_exactly_its_loss_before_the_spike_has_recovered(tmp_path, rng):
+    """A flat loss of 0.5 knocked up 10x for the 20 steps after a spike, then 0.5 again to the end: it ends at
+    the loss before the spike, which is recovering ('at or below'), so the spike is only suspect."""
+    n = 400
+    loss, grads = np.full(n, 0.5), healthy_grads(n, rng)
+    grads[200] = np.median(grads[150:200]) * 400
+    loss[201:221] = 5.0
+    f = run(write_run(tmp_path / "back", loss, grads, clip=True)).finding("exploding_gradients")
+    assert (f.numbers["spike_step"], f.numbers["loss_jump"], f.numbers["recovered"]) == (201, 10.0, True)
+    assert f.status == "suspect" and "the run recovered" in f.evidence
