@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from test_diagnosis import healthy_grads, healthy_loss, write_run
 
+from lstm_core import data as datasets
 from lstm_core import diagnosis, loop, zoo
 from lstm_core.cli import EXIT_INTERRUPTED, build_parser, config_from_args
 from lstm_core.config import DataConfig
+from lstm_core.convert import scaler_record
 from lstm_core.diagnosis_report import format_report
 from lstm_core.run_records import load_run
 
@@ -201,3 +203,26 @@ def test_lr_too_low_end_to_end(tmp_path):
 def test_scenario_is_diagnosed_as_its_cause_and_remedied(tmp_path, name, backend):
     result = zoo.run_scenario(SCENARIOS[name], backend, tmp_path)
     assert result.problems() == [], format_report(result.broken.diagnosis)
+
+
+def test_a_scenarios_own_flags_win_over_the_common_ones(tmp_path):
+    """The exploding scenario probes ‖dL/dh_t‖ every 20 steps (torch's probe of its 100 steps is slow), over
+    COMMON's 10: argparse keeps a flag's last value, so COMMON goes first."""
+    s = SCENARIOS["exploding_gradients"]
+    for which in ("broken", "remedied"):
+        config = config_from_args(build_parser().parse_args(s.flags(which, tmp_path)))
+        assert (config.training.grad_flow_every, config.training.epochs) == (20, 10)
+
+
+def test_overscaled_init_holds_the_scaler_of_the_exploding_runs_own_data(tmp_path):
+    """Fitted on the broken run's data (1000 samples of T = 100, not lstm-train's default 2000), the starting
+    run's scaler.json makes --init-from's rescaling the identity. Exact: the same fit of the same arrays."""
+    zoo.write_overscaled_init(tmp_path)
+    config = config_from_args(build_parser().parse_args(SCENARIOS["exploding_gradients"].flags("broken", tmp_path)))
+    written = json.loads((tmp_path / zoo.OVERSCALED_INIT / "scaler.json").read_text())
+    assert written == scaler_record(datasets.load(config))
+
+
+def test_help_lists_the_backends():
+    text = " ".join(zoo.build_parser().format_help().split())  # one line: wrapping depends on the terminal
+    assert "comma-separated: torch,jax (default: torch,jax)" in text
