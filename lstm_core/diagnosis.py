@@ -555,7 +555,7 @@ def check_exploding_gradients(records: RunRecords) -> Finding:
         if x["recovered"]:
             how = (
                 f"the median loss of the next {EXPLODE_DAMAGE_WINDOW} steps was {times(x['loss_jump'])} that "
-                "before, but the run recovered and ended below its loss before the spike"
+                "before, but the run recovered and ended at or below its loss before the spike"
             )
         elif x["clipping"]:
             how = f"clipping at {num(x['max_norm'])} contained it"
