@@ -230,6 +230,20 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
     return value
 
 
+def _home(name: str) -> str:
+    """Where the key `name`, found where it does not belong, goes (end of an error message); "" when it goes nowhere.
+    In TOML every key after a [section] line is that section's, so a top-level key written last lands in one."""
+    if name == "backend":
+        return (
+            "backend is a top-level key: write it before the first section (in TOML, every key after a [section] "
+            "line is in that section)"
+        )
+    homes = [f"[{key}]" for key, cls in _SECTION_CLASSES.items() if name in {f.name for f in dataclasses.fields(cls)}]
+    if not homes:
+        return ""
+    return f"{name} is a field of {' and '.join(homes)}: move it {'there' if len(homes) == 1 else 'under one of them'}"
+
+
 def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
     """Build a Config from nested sections ({"model": {"hidden_size": 64}, ...}) over `base` (defaults)."""
     config = base or Config()
@@ -239,8 +253,8 @@ def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
             updates["backend"] = _coerce("", "backend", values, "")
             continue
         if key not in _SECTION_CLASSES:
-            known = ", ".join(["backend", *_SECTION_CLASSES])
-            raise ConfigError(f"unknown config section {key!r}; known sections: {known}")
+            known = f"known sections: {', '.join(['backend', *_SECTION_CLASSES])}"
+            raise ConfigError(f"unknown config section {key!r}; {_home(key) or known}")
         if not isinstance(values, dict):
             raise ConfigError(f"config section {key!r} must be a mapping, got {values!r}")
         current = getattr(config, key)
@@ -248,7 +262,8 @@ def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
         changes = {}
         for name, value in values.items():
             if name not in known_fields:
-                raise ConfigError(f"unknown field {key}.{name}; known fields: {', '.join(known_fields)}")
+                known = f"known fields: {', '.join(known_fields)}"
+                raise ConfigError(f"unknown field {key}.{name}; {_home(name) or known}")
             default = known_fields[name]
             if default is None:  # optional string fields (csv, target)
                 changes[name] = _coerce(key, name, value, "")

@@ -99,6 +99,21 @@ def test_defaults_are_valid_and_follow_torch():
         ({"model": {"head": "classification"}}, "head 'classification' does not fit dataset 'sine'"),
         ({"modle": {}}, "unknown config section 'modle'"),
         ({"model": {"hiden_size": 3}}, "unknown field model.hiden_size"),
+        # A key in the wrong place is told where it goes: TOML puts a top-level key written after [model] in it.
+        (
+            {"model": {"hidden_size": 3, "backend": "torch"}},
+            "unknown field model.backend; backend is a top-level key: write it before the first section (in TOML, "
+            "every key after a [section] line is in that section)",
+        ),
+        ({"lr": 0.003}, "unknown config section 'lr'; lr is a field of [optimizer]: move it there"),
+        (
+            {"data": {"hidden_size": 8}},
+            "unknown field data.hidden_size; hidden_size is a field of [model]: move it there",
+        ),
+        (
+            {"model": {"eps": 1e-6}},
+            "unknown field model.eps; eps is a field of [optimizer] and [plateau]: move it under one of them",
+        ),
         ({"backend": "tensorflow"}, "backend must be 'torch' or 'jax', got 'tensorflow'"),
         ({"training": {"shards": -1}}, "shards must be an integer >= 0, got -1"),
         ({"training": {"shards": 3}}, "shards (3) must divide batch_size (32) into equal parts"),
