@@ -544,8 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     default_out = GALLERY if whole else Path(args.work) / "gallery"
     try:  # an empty flag is refused, not taken for its default or for the current directory
         gallery = ("report.md", *(f"{name}.png" for name in names or known))
+        work = make_dir(args.work, "--work")  # first: a subset's default --out is inside it
         out = make_dir(default_out if args.out is None else args.out, "--out", writes=gallery)
-        work = make_dir(args.work, "--work")
     except RunDirError as error:
         parser.error(str(error))
     try:

@@ -126,6 +126,11 @@ def test_problems_name_a_wrong_verdict_and_a_short_remedy(tmp_path):
         (["--scenarios", ","], "--backends and --scenarios need at least one name each"),
         (["--out", "{file}"], "cannot use --out '{file}' as a directory:"),
         (["--work", "{file}"], "cannot use --work '{file}' as a directory:"),
+        # A subset's gallery goes to WORK/gallery: this was "cannot use --out '{file}/gallery' ...: Not a directory".
+        (
+            ["--work", "{file}", "--scenarios", "healthy"],
+            "lstm-zoo: error: cannot use --work '{file}' as a directory: it is a file; pass a directory\n",
+        ),
         # found before the training, not after it by a traceback
         (["--out", "{pngs}", "--scenarios", "healthy"], "'{pngs}/healthy.png' is a directory, where the run writes"),
         (["--out", "{dir}"], "'{dir}/report.md' is a directory, where the run writes its report.md; pass another"),
@@ -136,6 +141,7 @@ def test_problems_name_a_wrong_verdict_and_a_short_remedy(tmp_path):
 )
 def test_main_refuses_bad_arguments_before_training(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(zoo, "run_zoo", lambda *a, **k: pytest.fail("trained despite bad arguments"))
+    monkeypatch.chdir(tmp_path)  # the default --work, runs/zoo, made here
     paths = {"file": tmp_path / "a-file", "dir": tmp_path / "taken", "pngs": tmp_path / "pngs"}
     paths["file"].write_text("")
     (paths["dir"] / "report.md").mkdir(parents=True)
