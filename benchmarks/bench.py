@@ -236,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(impl_names) - set(impls.BUILDERS))
     if unknown:
         parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(impls.BUILDERS)}")
+    cudnn_rows = [name for name in impl_names if name in impls.GPU_ONLY]
+    if cudnn_rows and args.device != "gpu":  # each shape's row would only read "failed", after the others' timing
+        parser.error(f"{', '.join(cudnn_rows)} run cuDNN, on a CUDA GPU only; add --device gpu, or drop them")
     for flag in ("--unroll", "--shards"):
         rows = impls.rows_taking(flag[2:])
         if GRID_ONLY[flag](args) and not set(impl_names) & set(rows):

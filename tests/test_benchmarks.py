@@ -183,6 +183,10 @@ def test_an_end_to_end_job_that_fails_is_a_row_with_its_error(tmp_path, monkeypa
         (["--impls", "jax-steps"], "unknown implementation(s) jax-steps; choose from torch-eager"),
         (["--quick", "x"], "unrecognized arguments: x"),
         (["--impls", " , "], "--impls names no implementation; choose from torch-eager"),
+        (  # each shape's row read "failed: ... (--device gpu)", exit 0
+            ["--impls", "torch-eager,jax-cudnn,torch-cudnn"],
+            "jax-cudnn, torch-cudnn run cuDNN, on a CUDA GPU only; add --device gpu, or drop them\n",
+        ),
         (["--shards", "64"], "--shards 64: the JAX trainer has "),
         (["--scaling", "--impls", "torch-eager", "--end-to-end"], "--scaling times its own rows (torch-eager, "),
         (["--profile", "--scaling"], "--scaling and --profile are two runs of their own; choose one"),
