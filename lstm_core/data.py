@@ -117,8 +117,10 @@ def _forecasting(
     source: str,
     feature_names: Sequence[str],
     target_name: str,
+    lengthen: str,
 ) -> Prepared:
-    """Chronological split of finite series (L, F) with targets (L, 1) into scaled windows; names for errors."""
+    """Chronological split of finite series (L, F) with targets (L, 1) into scaled windows; names for errors, and
+    `lengthen`: how to get a longer series, {rows} the length needed."""
     n_train, n_val = _split_counts(len(series), cfg.splits)
     bounds = [(0, n_train), (n_train, n_train + n_val), (n_train + n_val, len(series))]
     needed = cfg.window + cfg.horizon
@@ -126,8 +128,8 @@ def _forecasting(
         if hi - lo < needed:
             raise DataError(
                 f"{source}: the {name} split has {hi - lo} rows but a window of {cfg.window} plus a horizon of "
-                f"{cfg.horizon} needs at least {needed}; provide a longer series (at least "
-                f"{int(np.ceil(needed / min(cfg.splits)))} rows) or a smaller --window"
+                f"{cfg.horizon} needs at least {needed}; "
+                f"{lengthen.format(rows=int(np.ceil(needed / min(cfg.splits))))} or a smaller --window"
             )
     raw_train_x, raw_train_y = series[:n_train], targets[:n_train]
     feature_scaler = target_scaler = None
@@ -145,7 +147,7 @@ def _sine(cfg: DataConfig, rng: np.random.Generator) -> Prepared:
     t = np.arange(cfg.num_samples, dtype=np.float64)
     series = np.sin(2 * np.pi * t / SINE_PERIOD) + cfg.noise * rng.standard_normal(cfg.num_samples)
     series = series[:, None]  # (L, 1)
-    return _forecasting(series, series, cfg, "sine", ["sine"], "sine")
+    return _forecasting(series, series, cfg, "sine", ["sine"], "sine", "pass --num-samples {rows}")
 
 
 def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +215,9 @@ def _column_index(header: list[str], name: str, path: Path) -> int:
 def _csv(cfg: DataConfig, rng: np.random.Generator) -> Prepared:
     del rng  # a user's series is used as it is
     series, targets = _read_csv(cfg)
-    return _forecasting(series, targets, cfg, f"CSV file {cfg.csv!r}", _csv_features(cfg), cfg.target)
+    source = f"CSV file {cfg.csv!r}"
+    lengthen = "provide a longer series (at least {rows} rows)"
+    return _forecasting(series, targets, cfg, source, _csv_features(cfg), cfg.target, lengthen)
 
 
 def _shuffled_splits(x: np.ndarray, y: np.ndarray, cfg: DataConfig, rng: np.random.Generator):

@@ -177,6 +177,27 @@ def test_csv_errors(tmp_path, text, fields, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("dataset", "fix"),
+    [
+        ("sine", "pass --num-samples 140"),  # no file to lengthen: it said "provide a longer series (...)"
+        ("csv", "provide a longer series (at least 140 rows)"),
+    ],
+)
+def test_a_series_too_short_for_the_window_says_how_to_lengthen_it(tmp_path, dataset, fix):
+    """10 rows, the default window of 20 and splits 0.7,0.15,0.15: each split needs 21 rows, so 21 / 0.15 in all."""
+    if dataset == "sine":
+        fields = {"num_samples": 10}
+    else:
+        fields = {"dataset": "csv", "csv": write_csv(tmp_path / "short.csv", "a\n" + "1\n2\n" * 5), "target": "a"}
+    with pytest.raises(data.DataError) as error:
+        load(**fields)
+    assert str(error.value).endswith(
+        f"the train split has 7 rows but a window of 20 plus a horizon of 1 needs at least 21; {fix} or a smaller "
+        "--window"
+    )
+
+
 def test_missing_csv(tmp_path):
     with pytest.raises(data.DataError, match="does not exist; pass an existing file with --csv PATH"):
         load(dataset="csv", csv=str(tmp_path / "nope.csv"), target="a")
