@@ -416,7 +416,8 @@ def write_report(results: Sequence[ScenarioResult], out: Path, seconds: float, i
         "# The zoo: why is my loss not decreasing?",
         "",
         "Each scenario breaks `lstm-train` in one of the usual ways, on the bundled data; `lstm-doctor` names "
-        "the cause from the run's records, and the remedy (the doctor's prescription) is trained next to it. "
+        "the cause from the run's records, and the remedy (the doctor's prescription as one command line for both "
+        "backends; each run's own, quoted below, may differ by a step) is trained next to it. "
         "Regenerate with `lstm-zoo` (this page: "
         f"`lstm-zoo --out {out.as_posix()}`). Every run also passes {_common_text()}; WORK is the "
         "`--work` directory, where the zoo writes the data and starting weights some scenarios need.",
