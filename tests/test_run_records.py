@@ -363,6 +363,9 @@ STEP_OUT_OF_ORDER = "is not above the step on the row before it: steps go up, on
         ),
         ("grad_flow.csv", 2, "layer", "-1", "'layer': '-1' is below 0: layers are numbered from 0"),
         ("grad_flow.csv", 4, "t7", "-0.2", f"'t7': '-0.2' {NEGATIVE_NORM}"),
+        ("grad_flow.csv", 3, "t19", "-0.2", f"'t19': '-0.2' {NEGATIVE_NORM}"),  # the last of T = 20 columns
+        # a spreadsheet may pad a field: the value reads as -0.5 and is named as such
+        ("steps.csv", 4, "grad_norm", " -0.5 ", f"'grad_norm': '-0.5' {NEGATIVE_NORM}"),
     ],
 )
 def test_a_value_no_run_writes_is_refused_by_its_line(tmp_path, rng, name, line, column, text, refused):
@@ -418,15 +421,6 @@ def test_of_two_losses_below_zero_the_first_is_named(tmp_path, rng):
         load_run(path)
 
 
-def test_a_refused_value_is_quoted_without_the_spaces_around_it(tmp_path, rng):
-    """A spreadsheet may pad a field (' -0.5 '); the value reads as -0.5 and is named as such."""
-    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
-    edit_csv(path, "steps.csv", 4, "grad_norm", " -0.5 ")
-    with pytest.raises(RunRecordsError) as error:
-        load_run(path)
-    assert str(error.value) == f"steps.csv line 4, column 'grad_norm': '-0.5' {NEGATIVE_NORM}; {EDITED}"
-
-
 def test_norms_of_exactly_zero_are_read(tmp_path, rng):
     """A gradient of exactly 0 (a parameter the loss does not reach, a probe at a saturated gate) is a norm a
     run writes: only norms below 0 are refused."""
@@ -444,12 +438,3 @@ def test_an_epoch_train_loss_below_zero_is_refused_as_the_val_loss_is(tmp_path, 
     edit_csv(path, "epochs.csv", 2, "train_loss", "-0.2")
     with pytest.raises(RunRecordsError, match=re.escape("epochs.csv line 2: the train_loss is -0.2, below 0; the")):
         load_run(path)
-
-
-def test_every_time_step_of_grad_flow_is_checked_up_to_the_last(tmp_path, rng):
-    """write_run's grad_flow.csv has T = 20 columns t0 ... t19: a negative norm in the last one is refused too."""
-    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
-    edit_csv(path, "grad_flow.csv", 3, "t19", "-0.2")
-    with pytest.raises(RunRecordsError) as error:
-        load_run(path)
-    assert str(error.value) == f"grad_flow.csv line 3, column 't19': '-0.2' {NEGATIVE_NORM}; {EDITED}"
