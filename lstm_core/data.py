@@ -179,7 +179,9 @@ def _read_csv(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
                 values[line - 2, j] = float(row[column])
             except ValueError:
                 raise DataError(
-                    f"{str(path)!r} line {line}, column {header[column]!r}: {row[column]!r} is not a number"
+                    f"{str(path)!r} line {line}, column {header[column]!r}: {row[column]!r} is not a number; the "
+                    "columns read (--features and --target) must hold numbers only: choose numeric columns, or "
+                    "correct that value"
                 ) from None
     if len(values) == 0:
         raise DataError(f"CSV file {str(path)!r} has a header but no data rows")

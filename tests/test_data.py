@@ -149,7 +149,12 @@ def test_csv_forecasting(tmp_path):
         ("a,b\n", {"target": "a"}, "has a header but no data rows"),
         ("a,b\n1,2\n3\n", {"target": "a"}, "line 3 has 1 fields, the header has 2"),
         ("a,b\n1,2\n3,4,5\n", {"target": "a"}, "line 3 has 3 fields, the header has 2; give every row one field"),
-        ("a,b\n1,x\n", {"target": "b"}, "line 2, column 'b': 'x' is not a number"),
+        (
+            "a,b\n1,x\n",
+            {"target": "b"},
+            "line 2, column 'b': 'x' is not a number; the columns read (--features and --target) must hold numbers "
+            "only: choose numeric columns, or correct that value",
+        ),
         ("a,b\n1,2\n\n3,4\n", {"target": "a"}, "line 3 is blank; delete it"),  # only blank lines at the end are dropped
         ("y,y\n1,2\n", {"target": "y"}, "column 'y' appears 2 times in the header of"),
         ("y,y\n1,2\n", {"target": "y"}, "(columns 1 and 2); rename all but one"),
