@@ -212,7 +212,9 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
             raise ConfigError(f"{where} must be a number float64 holds (at most about 1.8e308), got a larger integer")
         return float(value)
     if isinstance(default, tuple):
-        if isinstance(value, str):
+        if isinstance(value, str):  # a flag's text: "" is a shell variable left unset (`--features "$COLUMNS"`)
+            if not comma_separated(value):
+                raise ConfigError(f"{where} is empty ({value!r}); give its items comma-separated, or leave it out")
             value = comma_separated(value)
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where} must be a list, got {value!r}")

@@ -392,6 +392,15 @@ def test_comma_separated_numbers_from_flags():
         from_dict({"data": {"splits": "a,b,c"}})
 
 
+@pytest.mark.parametrize("given", ["", " , "])
+def test_an_empty_list_from_a_flag_is_refused_not_read_as_the_default(given):
+    """`--features "$COLUMNS"` with COLUMNS unset trained on the target alone, the default of no features."""
+    with pytest.raises(ConfigError) as error:
+        from_dict({"data": {"features": given}})
+    assert str(error.value) == f"data.features is empty ({given!r}); give its items comma-separated, or leave it out"
+    assert from_dict({"data": {"features": []}}).data.features == ()  # a file's empty list is the default
+
+
 def test_the_backends_are_spelled_out_once():
     """config.BACKENDS names the trainers for lstm-train's --backend choices, validate, the zoo and the doctor's
     hint at a parity directory: each spelled ("torch", "jax") out on its own, four places for a third backend
