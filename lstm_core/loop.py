@@ -79,6 +79,7 @@ def prepare(config: Config) -> tuple[datasets.Prepared, dict[str, np.ndarray], d
         return prepared, weights_io.initial_weights(*shapes, generators["init"]), generators
     start = convert.load_run(config.training.init_from)
     check_same_model(start.architecture, shapes, start.source)
+    check_same_scaling(start.scaler["features"] is not None, config.data.scale, start.source)
     # in the model's order, not the file's (safetensors sorts names): it orders steps.csv and the trainers' tensors
     weights = {name: start.weights[name] for name in weights_io.parameter_shapes(*shapes)}
     dtype_range.check_fits_dtype(
@@ -116,6 +117,22 @@ def check_same_model(run: tuple[int, int, int, int], this: tuple[int, int, int, 
         f"--init-from {str(source)!r} holds a model of {describe(*run)}; this run's has {describe(*this)}: "
         f"{'; '.join(fixes)}"
     )
+
+
+def check_same_scaling(run_scaled: bool, scale: bool, source: Path) -> None:
+    """WeightsError unless this run scales its data (`data.scale`) as the --init-from run did: the run's scaler
+    replaces the one fitted here (`convert.rescale`), so --no-scale against a scaled run would be ignored, and the
+    records would call the data unscaled; scaling against an unscaled run would be ignored the same way."""
+    if run_scaled and not scale:
+        raise weights_io.WeightsError(
+            f"--no-scale, but --init-from {str(source)!r} was trained on scaled data, which its weights take: drop "
+            "--no-scale (that run's scaler is applied)"
+        )
+    if scale and not run_scaled:
+        raise weights_io.WeightsError(
+            f"--init-from {str(source)!r} was trained on unscaled data (--no-scale), which its weights take: pass "
+            "--no-scale too"
+        )
 
 
 def until_nonfinite(stats: dict, first_step: int) -> tuple[dict, bool]:

@@ -190,6 +190,26 @@ def test_a_run_without_weights_or_with_folders_for_files_is_refused_with_exit_2(
     )
 
 
+def test_a_run_scaled_otherwise_than_its_start_is_refused_with_exit_2(tmp_path, capsys):
+    """The start's scaler replaces the one fitted here, so the other setting of --no-scale would be ignored and
+    the records (data_stats.json's "scaled") would say what did not happen; the same setting trains."""
+    scaled = tiny_run(tmp_path / "scaled")
+    unscaled = tiny_run(tmp_path / "unscaled", scaler={"features": None, "targets": None})
+    flags = ["--out", str(tmp_path / "out"), *TINY, "--epochs", "0", "--init-from"]
+    assert cli.main([*flags, str(scaled), "--no-scale"]) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-train: error: --no-scale, but --init-from {str(scaled)!r} was trained on scaled data, which its "
+        "weights take: drop --no-scale (that run's scaler is applied)\n"
+    )
+    assert cli.main([*flags, str(unscaled)]) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-train: error: --init-from {str(unscaled)!r} was trained on unscaled data (--no-scale), which its "
+        "weights take: pass --no-scale too\n"
+    )
+    assert cli.main([*flags, str(unscaled), "--no-scale"]) == 0
+    assert json.loads((tmp_path / "out" / "data_stats.json").read_text())["scaled"] is False
+
+
 def test_float64_weights_beyond_float32_are_refused_for_a_float32_run(tmp_path, capsys):
     weights = weights_io.initial_weights(1, 8, 1, 1, np.random.default_rng(0))
     weights["head.weight"][0, 2] = -1e300  # finite in the file, -inf once cast to float32
