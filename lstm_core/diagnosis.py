@@ -36,8 +36,8 @@ sequence, as the digits do: saturated gates), and one layer fewer for a stacked 
 is left); unscaled → drop `--no-scale`; underfitting → twice the hidden size, at least 32 (`UNDERFIT_MIN_HIDDEN`);
 overfitting → a larger training split when it is under half the data (`OVERFIT_SMALL_SPLIT`), else stop at the
 best epoch with dropout for a stacked model, else weight decay or a smaller model (`--rnn cudnn` has no dropout).
-An lr cut below the run's `--min-lr` cuts that too; a new hidden size or layer count drops `--init-from` (a run's
-weights fix the shape of the model they start). Every remedy is a command line lstm-train accepts for the
+An lr cut below the run's `--min-lr` cuts that too; a new hidden size or layer count, or dropping `--no-scale`, drops
+`--init-from` (a run's weights fix the shape and the scaling of the model they start). Every remedy is a command line lstm-train accepts for the
 run's dataset and backend (`tests/test_diagnosis_remedies.py`).
 
 Precedence. Unscaled data is a root cause: large raw inputs saturate the gates (vanishing gradients), large
@@ -460,10 +460,11 @@ def _lower_lr(settings: Settings) -> str:
     return f"--lr {lr} and --min-lr {flag_value(settings.min_lr / 10)}"
 
 
-def _new_shape(settings: Settings) -> str:
-    """What a remedy that changes the model's shape (--hidden-size, --num-layers) adds for a run started from
-    another's weights: lstm-train refuses to start a model of one shape from weights of another."""
-    return " (a fresh start: drop --init-from, whose weights have the old shape)" if settings.init_from else ""
+def _fresh_start(settings: Settings, weights: str) -> str:
+    """What a remedy that changes what a run's weights are made for (the model's shape; scaling, which the run's
+    scaler fixes) adds for a run started from another's: lstm-train refuses the change with --init-from.
+    `weights` says what they are made for ("have the old shape")."""
+    return f" (a fresh start: drop --init-from, whose weights {weights})" if settings.init_from else ""
 
 
 def _finding(cause, status, evidence, remedy="", **numbers) -> Finding:
@@ -789,7 +790,7 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
         remedy += f" and --num-layers {settings.num_layers - 1}"
         if settings.num_layers == 2 and settings.dropout > 0:  # lstm-train refuses dropout without a layer after
             remedy += " --dropout 0 (one layer has no dropout between layers)"
-        remedy += _new_shape(settings)
+        remedy += _fresh_start(settings, "have the old shape")
     if fixed:
         remedy += f"; {fixed}: a gradient that fades within so few steps points to saturated gates"
     high = np.isfinite(loss_ratio) and loss_ratio >= HIGH_LOSS_RATIO
@@ -805,6 +806,7 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
 def check_unscaled_data(records: RunRecords) -> Finding:
     scaled = run_records.scaled(records)
     stats = records.data_stats
+    remedy = "drop --no-scale" + _fresh_start(records.settings, "take unscaled data")
     if scaled is None or scaled:
         how = "scaling is on" if scaled else "data_stats.json does not say whether data was scaled"
         return _finding("unscaled_data", "ok", f"{how}; inputs and targets reach the model standardised", scaled=scaled)
@@ -813,7 +815,7 @@ def check_unscaled_data(records: RunRecords) -> Finding:
             "unscaled_data",
             "suspect",
             "the run used --no-scale but recorded no data_stats.json",
-            "drop --no-scale",
+            remedy,
             scaled=False,
         )
     features = records.settings.features
@@ -846,7 +848,7 @@ def check_unscaled_data(records: RunRecords) -> Finding:
             "unscaled_data",
             "found",
             f"data is unscaled (--no-scale) and {'; '.join(found)} — far from O(1) (limit {num(UNSCALED_FOUND)})",
-            "drop --no-scale",
+            remedy,
             **numbers,
         )
     if suspect:
@@ -854,7 +856,7 @@ def check_unscaled_data(records: RunRecords) -> Finding:
             "unscaled_data",
             "suspect",
             f"data is unscaled (--no-scale) and {'; '.join(suspect)}",
-            "drop --no-scale",
+            remedy,
             **numbers,
         )
     return _finding("unscaled_data", "ok", "data is unscaled (--no-scale) but every column is O(1)", **numbers)
@@ -887,7 +889,7 @@ def check_underfitting(records: RunRecords) -> Finding:
     remedy = f"--hidden-size {max(2 * settings.hidden_size, UNDERFIT_MIN_HIDDEN)}"
     if settings.num_layers == 1:
         remedy += " or --num-layers 2"
-    remedy += _new_shape(settings)
+    remedy += _fresh_start(settings, "have the old shape")
     if still_falling:
         evidence += f"; the loss was still falling (≥ {UNDERFIT_STILL_FALLING:.0%} over the last quarter)"
         remedy = f"--epochs {2 * int(settings.epochs)}, then {remedy}"

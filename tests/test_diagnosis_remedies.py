@@ -2,7 +2,7 @@
 both backends and the settings a remedy must respect (two layers with dropout, clipping off, a plateau floor at
 the lr, a start from another run's weights, the JAX trainer's cuDNN recurrence), each rule's prescription, its
 flags after the run's own, passes lstm-train's parser and `config.validate` (`cli.config_from_args`, as lstm-train
-reads its command line), and changes no model shape that --init-from's weights fix."""
+reads its command line), and changes no model shape or scaling that --init-from's weights fix."""
 
 from __future__ import annotations
 
@@ -129,6 +129,11 @@ def without(argv: list[str], dropped: set[str]) -> list[str]:
     return kept
 
 
+def made_for(config):
+    """What --init-from's weights fix of a run: the model's shape and whether its data are scaled."""
+    return config.model.hidden_size, config.model.num_layers, config.data.scale
+
+
 def write_scenario(path, dataset, argv, records, flow_ratio, rng):
     """The scenario's records for the run lstm-train would make of `argv`, with that run's own config.json."""
     config = cli.config_from_args(cli.build_parser().parse_args(argv))
@@ -172,6 +177,7 @@ def test_every_prescription_is_a_command_line_lstm_train_accepts(
             *(flag.format(lr=lr) for flag in setting_flags),
             *scenario_flags,
         ]
+        original = cli.config_from_args(cli.build_parser().parse_args(argv))
         d = run(write_scenario(tmp_path / name, dataset, argv, records, flow_ratio, rng))
         # the scenario draws its cause's remedy (a test that checked no prescription could not fail)
         assert any(prescribed(d.finding(cause).remedy)), (name, format_report(d))
@@ -184,6 +190,7 @@ def test_every_prescription_is_a_command_line_lstm_train_accepts(
                 config = cli.config_from_args(cli.build_parser().parse_args(remedied))
             except (ConfigError, SystemExit) as error:  # SystemExit: argparse refused a flag or its value
                 pytest.fail(f"{name}: {finding.cause}'s remedy {finding.remedy!r} makes {remedied} refused: {error}")
-            # lstm-train refuses, when it starts, weights of another shape than the model's (not `validate`)
-            reshaped = {"--hidden-size", "--num-layers"} & set(added)
-            assert not (reshaped and config.training.init_from), (name, finding.remedy)
+            # lstm-train refuses, when it starts (not in `validate`), a start from weights made for another model
+            # shape or scaling than the run's
+            if config.training.init_from:
+                assert made_for(config) == made_for(original), (name, finding.remedy)
