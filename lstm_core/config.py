@@ -466,7 +466,12 @@ def validate(config: Config) -> Config:
     set_for_torch = _changed_jax_only_settings(config) if config.backend == "torch" else []
     _require(
         not set_for_torch,
-        f"{', '.join(set_for_torch)}: settings of the JAX trainer only; drop them, or use --backend jax",
+        f"{', '.join(set_for_torch)}: "
+        + (
+            "a setting of the JAX trainer only; drop it, or use --backend jax"
+            if len(set_for_torch) == 1
+            else "settings of the JAX trainer only; drop them, or use --backend jax"
+        ),
     )
     _positive_int("unroll", t.unroll)
     _require(t.backward in ("custom", "autodiff"), f"backward must be 'custom' or 'autodiff', got {t.backward!r}")

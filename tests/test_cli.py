@@ -108,7 +108,7 @@ def test_help_explains_every_flag():
         (["--config", "/nonexistent.toml"], "config file '/nonexistent.toml' does not exist"),
         (["--shards", "5"], "lstm-train: error: shards (5) must divide batch_size (32) into equal parts"),
         (["--shards", "64", "--batch-size", "64"], "lstm-train: error: shards 64 needs 64 cpu devices; jax has"),
-        (["--backend", "torch", "--shards", "2"], "shards 2: settings of the JAX trainer only"),
+        (["--backend", "torch", "--shards", "2"], "shards 2: a setting of the JAX trainer only; drop it"),
         (["--csv", "prices.csv", "--target", "close"], "csv, target apply to dataset 'csv', not 'sine'"),
         (  # digits took --window and trained on its 8 rows without a word
             ["--dataset", "digits", "--window", "50"],

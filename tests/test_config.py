@@ -60,11 +60,11 @@ def test_defaults_are_valid_and_follow_torch():
         ({"clipping": {"max_norm": -1.0}}, "clip max_norm must be > 0 when clipping is on"),
         (
             {"backend": "torch", "clipping": {"style": "optax"}},
-            "clipping style 'optax': settings of the JAX trainer only; drop them, or use --backend jax",
+            "clipping style 'optax': a setting of the JAX trainer only; drop it, or use --backend jax",
         ),
         (
             {"backend": "torch", "training": {"shards": 2, "rnn": "cudnn", "remat": False, "unroll": 4}},
-            "unroll 4, rnn 'cudnn', shards 2: settings of the JAX trainer only",
+            "unroll 4, rnn 'cudnn', shards 2: settings of the JAX trainer only; drop them, or use --backend jax",
         ),
         ({"data": {"csv": "a.csv", "target": "y"}}, "csv, target apply to dataset 'csv', not 'sine'; add --dataset"),
         ({"data": {"dataset": "digits", "features": ["a"]}}, "features applies to dataset 'csv', not 'digits'"),
@@ -180,7 +180,7 @@ def test_each_jax_only_field_is_refused_for_torch_by_its_name_and_value():
             value, named = changed[name]
             with pytest.raises(ConfigError) as error:
                 from_dict({"backend": "torch", section: {name: value}})
-            assert str(error.value) == f"{named}: settings of the JAX trainer only; drop them, or use --backend jax"
+            assert str(error.value) == f"{named}: a setting of the JAX trainer only; drop it, or use --backend jax"
 
 
 @pytest.mark.parametrize(
