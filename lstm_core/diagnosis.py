@@ -770,9 +770,11 @@ def check_vanishing_gradients(records: RunRecords) -> Finding:
         "loss_to_baseline": loss_ratio,
         "ratio_by_layer": {k: float(v[0]) for k, v in profiles.items()},
     }
+    share = f"{num(ratio)} of its value at t{T - 1}" if ratio > 0 else f"0: nothing of its value at t{T - 1} reaches it"
     evidence = (
-        f"‖dL/dh_t‖ of layer {worst} at t0 is {num(ratio)} of its value at t{T - 1} (median over "
-        f"{int(np.sum(usable & (flow.layer == worst)))} recorded steps; ×{per_step:.2g} per step; only "
+        f"‖dL/dh_t‖ of layer {worst} at t0 is {share} (median over "
+        f"{int(np.sum(usable & (flow.layer == worst)))} recorded steps"
+        f"{f'; ×{per_step:.2g} per step' if ratio > 0 else ''}; only "
         f"the last {reach} of {T} steps keep ≥ {VANISH_SUSPECT_RATIO:g} of the signal, the last {usable_reach} "
         f"≥ {VANISH_RATIO:g}); final training "
         f"loss {num(final)} is {times(loss_ratio)} the baseline {baseline_text}"

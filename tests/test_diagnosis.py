@@ -703,6 +703,9 @@ def test_loss_ending_above_its_start_is_lr_too_high(tmp_path, rng):
     vanishing = d.finding("vanishing_gradients")  # saturated gates: ‖dL/dh_0‖ exactly 0
     assert vanishing.status == "suspect" and vanishing.consequence_of == ("lr_too_high",)
     assert "the gates are saturated" in vanishing.evidence and vanishing.remedy == "--lr 0.1"
+    assert vanishing.evidence.startswith(
+        "‖dL/dh_t‖ of layer 0 at t0 is 0: nothing of its value at t19 reaches it (median over 20 recorded steps; only "
+    )  # no "0 of its value" and "×0 per step"
 
 
 def test_val_below_train_is_not_overfitting(tmp_path, rng):
