@@ -203,37 +203,41 @@ def test_whole_numbers_written_as_floats_are_read(tmp_path, rng):
     assert (records.step[2], records.epoch[2]) == (3, 1)
 
 
-def test_a_record_giving_a_key_twice_is_refused(tmp_path, rng):
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        (
+            "summary.json",
+            '{"task": "classification", "task": "regression"}',
+            "has the key 'task' twice in one object (keep one of them)",
+        ),
+        # json's RecursionError, and its ValueError past 4300 digits, were tracebacks
+        (
+            "summary.json",
+            '{"task": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "is nested too deeply to read (brackets or indents thousands of levels deep)",
+        ),
+        (
+            "summary.json",
+            '{"num_classes": ' + "1" * 5000 + "}",
+            "holds an integer of more than 4300 digits, beyond any value it could set",
+        ),
+        (
+            "summary.json",
+            '{"backend": "torch", "steps": ',  # cut short
+            "is not valid JSON: Expecting value (at line 1, column 31, where the text ends)",
+        ),
+        ("data_stats.json", "[1, 2]", "must hold a mapping {name: value, ...}, got [1, 2]"),
+        ("data_stats.json", "null", "must hold a mapping {name: value, ...}, got None"),
+    ],
+)
+def test_a_json_record_the_parser_refuses_is_named_with_its_problem(tmp_path, rng, name, text, problem):
     path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
-    text = (path / "summary.json").read_text()
-    (path / "summary.json").write_text(text.replace("{", '{"task": "classification", ', 1))
+    (path / name).write_text(text)
     with pytest.raises(RunRecordsError) as error:
         load_run(path)
     assert str(error.value) == (
-        f"run record {str(path / 'summary.json')!r} has the key 'task' twice in one object (keep one of them); the "
-        "file is corrupt or not written by lstm-train"
-    )
-
-
-def test_a_record_nested_beyond_the_json_parsers_depth_is_refused(tmp_path, rng):
-    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
-    (path / "summary.json").write_text('{"task": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    with pytest.raises(RunRecordsError) as error:  # json's RecursionError was a traceback
-        load_run(path)
-    assert str(error.value) == (
-        f"run record {str(path / 'summary.json')!r} is nested too deeply to read (brackets or indents thousands of "
-        "levels deep); the file is corrupt or not written by lstm-train"
-    )
-
-
-def test_a_record_holding_an_integer_beyond_pythons_digit_limit_is_refused(tmp_path, rng):
-    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
-    (path / "summary.json").write_text('{"num_classes": ' + "1" * 5000 + "}")
-    with pytest.raises(RunRecordsError) as error:  # json's ValueError (past 4300 digits) was a traceback
-        load_run(path)
-    assert str(error.value) == (
-        f"run record {str(path / 'summary.json')!r} holds an integer of more than 4300 digits, beyond any value it "
-        "could set; the file is corrupt or not written by lstm-train"
+        f"run record {str(path / name)!r} {problem}; the file is corrupt or not written by lstm-train"
     )
 
 
@@ -278,29 +282,6 @@ def test_malformed_record_field_names_the_file_and_field(tmp_path, rng, name, ed
     with pytest.raises(RunRecordsError, match=re.escape(f"{name}: {message}")) as error:
         load_run(path)
     assert str(error.value).endswith("; the file is corrupt or not written by lstm-train")
-
-
-def test_truncated_json(tmp_path, rng):
-    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
-    (path / "summary.json").write_text('{"backend": "torch", "steps": ')
-    with pytest.raises(RunRecordsError) as error:
-        load_run(path)
-    assert str(error.value) == (
-        f"run record {str(path / 'summary.json')!r} is not valid JSON: Expecting value (at line 1, column 31, where "
-        "the text ends); the file is corrupt or not written by lstm-train"
-    )
-
-
-@pytest.mark.parametrize(("text", "shown"), [("[1, 2]", "[1, 2]"), ("null", "None")])
-def test_a_json_record_that_is_not_an_object_is_refused(tmp_path, rng, text, shown):
-    path = write_run(tmp_path / "r", healthy_loss(50, rng), healthy_grads(50, rng))
-    (path / "data_stats.json").write_text(text)
-    with pytest.raises(RunRecordsError) as error:
-        load_run(path)
-    assert str(error.value) == (
-        f"run record {str(path / 'data_stats.json')!r} must hold a mapping {{name: value, ...}}, got {shown}; the "
-        "file is corrupt or not written by lstm-train"
-    )
 
 
 def edit_csv(path, name: str, line: int, column: str, text: str) -> None:
