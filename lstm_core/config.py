@@ -213,9 +213,10 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
         return float(value)
     if isinstance(default, tuple):
         if isinstance(value, str):  # a flag's text: "" is a shell variable left unset (`--features "$COLUMNS"`)
-            if not comma_separated(value):
+            items = comma_separated(value)
+            if not items:
                 raise ConfigError(f"{where} is empty ({value!r}); give its items comma-separated, or leave it out")
-            value = comma_separated(value)
+            value = items
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where} must be a list, got {value!r}")
         if default and isinstance(default[0], float):

@@ -36,9 +36,9 @@ sequence, as the digits do: saturated gates), and one layer fewer for a stacked 
 is left); unscaled → drop `--no-scale`; underfitting → twice the hidden size, at least 32 (`UNDERFIT_MIN_HIDDEN`);
 overfitting → a larger training split when it is under half the data (`OVERFIT_SMALL_SPLIT`), else stop at the
 best epoch with dropout for a stacked model, else weight decay or a smaller model (`--rnn cudnn` has no dropout).
-An lr cut below the run's `--min-lr` cuts that too; a new hidden size or layer count, or dropping `--no-scale`, drops
-`--init-from` (a run's weights fix the shape and the scaling of the model they start). Every remedy is a command line lstm-train accepts for the
-run's dataset and backend (`tests/test_diagnosis_remedies.py`).
+An lr cut below the run's `--min-lr` cuts that too; a new hidden size or layer count, or dropping `--no-scale`,
+drops `--init-from` (a run's weights fix the shape and the scaling of the model they start). Every remedy is a
+command line lstm-train accepts for the run's dataset and backend (`tests/test_diagnosis_remedies.py`).
 
 Precedence. Unscaled data is a root cause: large raw inputs saturate the gates (vanishing gradients), large
 raw targets inflate the loss and the gradient (exploding gradients, clip factor tiny) and make any lr wrong

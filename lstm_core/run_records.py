@@ -51,7 +51,7 @@ class Settings:
     epochs: int  # as configured; unrecorded: the last recorded epoch
     dataset: str | None  # one of config.DATASETS; None when not recorded (a plain loop's records)
     rnn: str  # the JAX trainer's recurrence, "scan" or "cudnn" (which has no dropout); unrecorded: "scan"
-    init_from: bool  # started from another run's weights (--init-from), which fix the model's shape
+    init_from: bool  # started from another run's weights (--init-from), which fix the model's shape and scaling
     features: list[str]  # the input columns' names; empty when not recorded
     train_split: float | None  # the training fraction, when the config holds three splits
 
